@@ -1,0 +1,116 @@
+"""Build an index version from a catalog folder: decode -> embed -> whiten -> index -> local features -> calibrate.
+
+Whitening, background statistics and the scorer are fitted on this catalog's own synthetic listings
+(``calibrate.py``) at build time. They are part of the version, so every published version is self-consistent.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import augment, store
+from .calibrate import fit_scorer, make_listings, training_rows
+from .catalog import scan_catalog
+from .embed import Embedder
+from .errors import CatalogError, ImageError
+from .images import load_image
+from .index import VectorIndex
+from .pipeline import CascadeSettings, collect_evidence
+from .score import Scorer
+from .store import ReferenceRecord
+from .verify import extract_local_features
+from .version import IndexVersion, describe_manifest
+from .whiten import fit_whitening
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Index-build knobs. ``seed`` makes the synthetic listings, hence the whole build, reproducible."""
+
+    whitening_dim: int = 512
+    whitening_shrinkage: float = 0.1
+    copies_per_reference: int = 2
+    background_listings: int = 80
+    seed: int = 1234
+    keep_versions: int = 3
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _decode_catalog(catalog_dir: Path):
+    """Decode every catalog photo; undecodable ones are skipped and reported."""
+    kept, images, skipped = [], [], []
+    for item in scan_catalog(catalog_dir):
+        try:
+            images.append(load_image(item.file, name=f"{catalog_dir}/{item.path}"))
+            kept.append(item)
+        except ImageError as exc:
+            log.warning("skipping reference %s", exc)
+            skipped.append({"path": item.path, "status": exc.kind, "error": str(exc)})
+    if not kept:
+        raise CatalogError(f"{catalog_dir}: no reference image could be decoded")
+    return kept, images, skipped
+
+
+def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embedder | None = None,
+                settings: BuildSettings = BuildSettings(),
+                progress: Callable[[str], None] | None = None) -> Path:
+    """Build an index of the genuine references in ``catalog_dir`` and publish it as a new version of ``out_dir``.
+
+    Returns the published version folder. The previous version (if any) stays untouched until the new one is
+    complete; a crash leaves it published.
+    """
+    say = progress or (lambda message: log.info(message))
+    catalog_dir, out_dir = Path(catalog_dir), Path(out_dir)
+    embedder = embedder or Embedder()
+    items, images, skipped = _decode_catalog(catalog_dir)
+    say(f"embedding {len(images)} references of {len({i.brand for i in items})} brands")
+    raw = embedder.describe(images)
+    references = [ReferenceRecord(i, item.brand, item.path, item.sha256) for i, item in enumerate(items)]
+    ids = [r.id for r in references]
+    brands = [r.brand for r in references]
+
+    rng = np.random.default_rng(settings.seed)
+    backgrounds = augment.background_photos()
+    say("generating synthetic listings for whitening and calibration")
+    listings = make_listings(images, brands, ids, backgrounds, rng,
+                             copies_per_reference=settings.copies_per_reference,
+                             background_count=settings.background_listings)
+    listing_raw = embedder.describe([s.image for s in listings])
+    background_raw = listing_raw[[s.kind == "background" for s in listings]]
+    whitening = fit_whitening(np.vstack([raw, listing_raw]), dim=settings.whitening_dim,
+                              shrinkage=settings.whitening_shrinkage)
+    vectors = whitening.apply(raw)
+    index = VectorIndex(whitening.dim)
+    index.add(vectors, np.asarray(ids))
+    say("extracting local features of the references")
+    local = [extract_local_features(im) for im in images]
+    version = IndexVersion(
+        manifest={}, references=references, vectors=vectors, raw_descriptors=raw, whitening=whitening,
+        background=whitening.apply(background_raw), local_features=local,
+        scorer=Scorer(*([None] * 4)),  # placeholder until fitted below
+        index=index,
+    )
+    say(f"calibrating scores on {len(listings)} synthetic listings")
+    evidence = collect_evidence(version, embedder, [s.image for s in listings],
+                                CascadeSettings(force_full=True), exclude=[set(s.exclude) for s in listings])
+    version.scorer, calibration = fit_scorer(training_rows(evidence, listings))
+
+    temp = store.new_version_folder(out_dir)
+    version.save_into(temp)
+    manifest = describe_manifest(version, embedder.fingerprint(), {
+        "catalog": str(catalog_dir.resolve()),
+        "build_settings": settings.as_dict(),
+        "calibration": calibration,
+        "skipped_references": skipped,
+    })
+    published = store.publish(out_dir, temp, manifest, keep=settings.keep_versions)
+    say(f"published {published}")
+    return published

@@ -1,0 +1,168 @@
+"""`matcher` command line: a thin typer app over the library.
+
+Library errors (``MatcherError``) become one line on stderr and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import MatcherError
+
+app = typer.Typer(help="Find listing images that copy or imitate a brand's genuine reference photos.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+index_app = typer.Typer(help="Build and inspect indexes of genuine reference photos.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def domain_errors(command):
+    """Turn MatcherError (and a missing torch extra, Ctrl-C) into a one-line message and exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MatcherError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@index_app.command("build")
+@domain_errors
+def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/<image> reference photos."),
+                out: Path = typer.Option(..., "--out", "-o", help="Index folder to create or publish a new version in."),
+                threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN.")):
+    """Build an index of a brand catalog and publish it as a new version of OUT."""
+    from .build import build_index
+    from .embed import Embedder
+
+    published = build_index(catalog_dir, out, embedder=Embedder(threads=threads), progress=_say)
+    typer.echo(str(published))
+
+
+@index_app.command("info")
+@domain_errors
+def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
+               as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
+    """Brands, counts, model, version, size and operating threshold of an index."""
+    from . import store
+    from .errors import IndexNotFoundError
+    from .version import read_manifest
+
+    folder = store.current_version(index_dir)
+    if folder is None:
+        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
+    manifest = read_manifest(folder)
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
+    size = sum(meta.get("bytes", 0) for meta in manifest.get("files", {}).values())
+    fp = manifest.get("fingerprint", {})
+    typer.echo(f"index:      {Path(index_dir).resolve()}")
+    typer.echo(f"version:    {folder.name} (of {len(store.list_versions(index_dir))} kept), created {manifest.get('created')}")
+    typer.echo(f"model:      {fp.get('backbone_timm')} weights {str(fp.get('weights_sha256'))[:12]} runtime {fp.get('runtime')}")
+    typer.echo(f"descriptor: {json.dumps(fp.get('descriptor'))} -> whitened {manifest.get('dim')}-d, {manifest.get('metric')}")
+    typer.echo(f"index type: {manifest.get('index_type')}, {size / 1e6:.1f} MB on disk")
+    typer.echo(f"threshold:  {manifest.get('operating_threshold')} (brand score for a copy/same_product verdict)")
+    counts = manifest.get("counts", {})
+    typer.echo(f"brands:     {counts.get('brands')} brands, {counts.get('references')} references")
+    for brand, n in manifest.get("brands", {}).items():
+        typer.echo(f"  {brand}: {n}")
+
+
+@index_app.command("verify")
+@domain_errors
+def index_verify(index_dir: Path = typer.Argument(..., help="Index folder.")):
+    """Check every file of the published version against the sha256 recorded in its manifest."""
+    from . import store
+    from .errors import IndexNotFoundError
+    from .version import check_files, read_manifest
+
+    folder = store.current_version(index_dir)
+    if folder is None:
+        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
+    manifest = read_manifest(folder)
+    check_files(folder, manifest, hashes=True)
+    typer.echo(f"ok: {folder} ({len(manifest.get('files', {}))} files match manifest.json)")
+
+
+@app.command("scan")
+@domain_errors
+def scan_command(listings: Path = typer.Argument(..., help="Folder of listing images, or a .txt/.csv/.jsonl manifest."),
+                 index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
+                 out: Path = typer.Option(..., "--out", "-o", help="Results file: .jsonl or .csv."),
+                 top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Candidate brands kept per listing (JSONL 'matches')."),
+                 resume: bool = typer.Option(False, help="Continue a killed scan into the same results file."),
+                 batch_size: int = typer.Option(32, min=1, help="Listings per batch."),
+                 threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
+                 device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda.")):
+    """Scan listing images against an index; one result row per input."""
+    from .api import Matcher
+    from .listings import iter_listings
+    from .scan import scan
+
+    if not listings.exists():
+        raise MatcherError(f"{listings}: listings folder or manifest not found")
+    matcher = Matcher.open(index, device=device, threads=threads)
+    total = sum(1 for _ in iter_listings(listings)) if sys.stderr.isatty() else None
+    if total:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("scanning", total=total)
+            summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size,
+                           on_batch=lambda n: bar.advance(task, n))
+    else:
+        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size)
+    flagged = [r for r in summary.top if r["verdict"] != "no_match"]
+    if flagged:
+        typer.echo("top suspects:")
+        for r in flagged:
+            typer.echo(f"  {r['score']:.3f}  {r['verdict']:<12} {r['brand']:<28} {r['listing']}  ~ {r['reference']}")
+    typer.echo(summary.line())
+    typer.echo(f"results: {Path(out).resolve()}")
+
+
+@app.command("eval")
+@domain_errors
+def eval_command(bench_dir: Path = typer.Argument(..., help="Benchmark folder (references/, queries/, ground_truth.csv)."),
+                 work_dir: Path = typer.Option(Path("results/eval"), help="Where the index, results and scores go."),
+                 reuse_index: bool = typer.Option(False, help="Reuse WORK_DIR/index if it exists."),
+                 as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON.")):
+    """Build an index of BENCH_DIR/references, scan BENCH_DIR/queries, print accuracy metrics."""
+    from .benchmark import run_benchmark
+    from .evaluate import format_report
+
+    metrics = run_benchmark(bench_dir, work_dir, rebuild=not reuse_index, progress=_say)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=1))
+    else:
+        typer.echo(format_report(metrics))
+        typer.echo(f"scan: {metrics['listings_per_second']:.1f} listings/s; scores: {Path(work_dir) / 'scores.csv'}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""What the engine knows about one listing, and the feature rows the scorer reads.
+
+A listing's evidence is its nearest references (by global cosine similarity, optionally also over image
+regions), their local-feature inlier counts where verification ran, and how similar the listing is to the
+index's background photos (a listing close to everyday photos is less likely a product copy).
+
+Two feature tables come out of it:
+- brand rows, one per candidate brand: "is this listing a photo of this brand's product?" (copy or same product)
+- copy rows, one per candidate reference: "is this listing an edited copy of this very photo?"
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NOT_VERIFIED = -1
+
+
+@dataclass
+class Candidate:
+    """A reference near the listing.
+
+    similarity : cosine of whole-image descriptors, in [-1, 1]
+    region_similarity : best cosine over the listing's regions (whole image included); equals
+        ``similarity`` when regions were not searched
+    inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
+    mirrored : the listing matched as a mirror image
+    """
+
+    ref_id: int
+    brand: str
+    similarity: float
+    region_similarity: float
+    inliers: int = NOT_VERIFIED
+    mirrored: bool = False
+
+
+@dataclass
+class ListingEvidence:
+    """Candidates sorted by similarity (best first) and the background similarity of one listing."""
+
+    candidates: list[Candidate]
+    background_similarity: float
+    verified: bool = False
+    regions_searched: bool = False
+    verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
+
+
+# Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.
+BRAND_FEATURES = [
+    "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
+    "max_region_sim", "region_margin_next_brand", "log_max_inliers", "log_second_inliers", "inlier_margin",
+]
+GLOBAL_BRAND_FEATURES = 6
+COPY_FEATURES = [
+    "sim", "margin_next_ref", "sim_minus_background", "background_sim",
+    "region_sim", "log_inliers", "inlier_margin", "mirrored",
+]
+GLOBAL_COPY_FEATURES = 4
+
+
+def _inlier_value(c: Candidate) -> float:
+    return float(np.log1p(max(c.inliers, 0)))
+
+
+def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.ndarray]:
+    """One row per candidate brand.
+
+    Returns
+    -------
+    brands : brand names, best first
+    best_ref_ids : the brand's most similar reference (by region similarity, then inliers)
+    features : float32 (n_brands, len(BRAND_FEATURES))
+    """
+    by_brand: dict[str, list[Candidate]] = {}
+    for c in ev.candidates:
+        by_brand.setdefault(c.brand, []).append(c)
+    if not by_brand:
+        return [], [], np.zeros((0, len(BRAND_FEATURES)), np.float32)
+    top5 = [c.brand for c in ev.candidates[:5]]
+    best_sim = {b: max(c.similarity for c in cs) for b, cs in by_brand.items()}
+    best_region = {b: max(c.region_similarity for c in cs) for b, cs in by_brand.items()}
+    best_inl = {b: max(_inlier_value(c) for c in cs) for b, cs in by_brand.items()}
+    floor = min(c.similarity for c in ev.candidates)
+    brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
+    rows, best_refs = [], []
+    for b in brands:
+        cs = by_brand[b]
+        sims = sorted((c.similarity for c in cs), reverse=True)
+        inl = sorted((_inlier_value(c) for c in cs), reverse=True)
+        others_sim = max((v for o, v in best_sim.items() if o != b), default=floor)
+        others_region = max((v for o, v in best_region.items() if o != b), default=floor)
+        others_inl = max((v for o, v in best_inl.items() if o != b), default=0.0)
+        rows.append([
+            sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - others_sim, top5.count(b) / 5.0,
+            sims[0] - ev.background_similarity, ev.background_similarity,
+            best_region[b], best_region[b] - others_region,
+            inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - others_inl,
+        ])
+        best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
+        best_refs.append(best.ref_id)
+    return brands, best_refs, np.asarray(rows, dtype=np.float32)
+
+
+def copy_feature_rows(ev: ListingEvidence) -> tuple[list[int], np.ndarray]:
+    """One row per candidate reference: (ref_ids, float32 (n, len(COPY_FEATURES)))."""
+    cs = ev.candidates
+    if not cs:
+        return [], np.zeros((0, len(COPY_FEATURES)), np.float32)
+    rows = []
+    for i, c in enumerate(cs):
+        next_sim = max((o.similarity for j, o in enumerate(cs) if j != i), default=c.similarity)
+        next_inl = max((_inlier_value(o) for j, o in enumerate(cs) if j != i), default=0.0)
+        rows.append([
+            c.similarity, c.similarity - next_sim, c.similarity - ev.background_similarity,
+            ev.background_similarity, c.region_similarity, _inlier_value(c),
+            _inlier_value(c) - next_inl, float(c.mirrored),
+        ])
+    return [c.ref_id for c in cs], np.asarray(rows, dtype=np.float32)

@@ -1,0 +1,175 @@
+"""The matching cascade for a batch of decoded images: embed -> search -> (regions, verify) -> score.
+
+Every listing gets the cheap global stage. Only listings whose global brand score reaches the index's
+``verify_gate`` (they might match something) get the expensive stages: a search over image regions
+(2 x 2 tiles and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
+marketplace traffic, stay cheap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .embed import Embedder
+from .evidence import Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
+from .score import verdict
+from .verify import extract_local_features, mirror_features, verify_pair
+from .version import IndexVersion
+
+
+@dataclass(frozen=True)
+class CascadeSettings:
+    """Knobs of the cascade (defaults are the tested ones).
+
+    candidates : references kept per listing from the global search
+    verify_top : how many of the best candidates get SIFT verification
+    regions : search image regions for doubtful listings
+    force_full : run the expensive stages for every listing (used to fit the scorer)
+    """
+
+    candidates: int = 20
+    verify_top: int = 5
+    regions: bool = True
+    verify: bool = True
+    force_full: bool = False
+
+
+@dataclass(frozen=True)
+class BrandScore:
+    """One candidate brand of a listing, with its calibrated scores and best reference."""
+
+    brand: str
+    reference: str
+    ref_id: int
+    score: float  # P(listing shows this brand's product)
+    copy_score: float  # P(listing is an edited copy of ``reference``)
+    similarity: float
+    inliers: int
+
+
+@dataclass
+class ListingOutcome:
+    """Evidence, per-brand scores (best first) and verdict of one listing."""
+
+    evidence: ListingEvidence
+    brands: list[BrandScore] = field(default_factory=list)
+    verdict: str = "no_match"
+
+
+def region_crops(image: Image.Image) -> list[Image.Image]:
+    """2 x 2 half-size tiles and a centre crop of 60% per side: 5 images."""
+    w, h = image.size
+    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h),
+             (int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h))]
+    return [image.crop(b) for b in boxes]
+
+
+def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
+                    exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
+    """Nearest references of whitened query vectors (n, d); ``exclude[i]`` hides ref ids from query i."""
+    extra = max((len(e) for e in exclude), default=0) if exclude else 0
+    sims, ids = version.index.search(query_vectors, k + extra)
+    if len(version.background):
+        background = (query_vectors @ version.background.T).max(axis=1)
+    else:
+        background = np.full(len(query_vectors), -1.0, np.float32)
+    out = []
+    for i in range(len(query_vectors)):
+        hidden = exclude[i] if exclude else set()
+        cands = [Candidate(int(r), version.reference(int(r)).brand, float(s), float(s))
+                 for s, r in zip(sims[i], ids[i]) if r >= 0 and int(r) not in hidden][:k]
+        out.append(ListingEvidence(candidates=cands, background_similarity=float(background[i])))
+    return out
+
+
+def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
+                        evidence: Sequence[ListingEvidence]) -> None:
+    """Raise each candidate's region_similarity to its best cosine over the listing's regions."""
+    crops = [c for im in images for c in region_crops(im)]
+    if not crops:
+        return
+    vectors = version.whitening.apply(embedder.describe(crops)).reshape(len(images), 5, -1)
+    for ev, regions in zip(evidence, vectors):
+        ids = [c.ref_id for c in ev.candidates]
+        if not ids:
+            continue
+        refs = version.vectors[[version.row_of_id[i] for i in ids]]
+        best = (regions @ refs.T).max(axis=0)
+        for c, s in zip(ev.candidates, best):
+            c.region_similarity = max(c.similarity, float(s))
+        ev.regions_searched = True
+
+
+def add_verification(version: IndexVersion, image: Image.Image, ev: ListingEvidence, top: int) -> None:
+    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included."""
+    query = extract_local_features(image)
+    mirrored = mirror_features(query)
+    ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
+    for c in ev.candidates:
+        c.inliers = 0 if c in ranked else c.inliers
+    for c in ranked:
+        result = verify_pair(query, version.local_features[version.row_of_id[c.ref_id]], query_mirrored=mirrored)
+        c.inliers, c.mirrored = result.inliers, result.mirrored
+        ev.verification[c.ref_id] = result
+    ev.verified = True
+
+
+def global_brand_score(version: IndexVersion, ev: ListingEvidence) -> float:
+    """The best brand score from global features alone (0 when there is no candidate)."""
+    _, _, brand_x = brand_feature_rows(ev)
+    return float(version.scorer.brand_global.predict(brand_x).max()) if len(brand_x) else 0.0
+
+
+def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome:
+    """Apply the calibrated models (global or full, by what ran) and pick the verdict."""
+    scorer = version.scorer
+    brands, best_refs, brand_x = brand_feature_rows(ev)
+    if not brands:
+        return ListingOutcome(evidence=ev)
+    full = ev.verified
+    brand_p = (scorer.brand_full if full else scorer.brand_global).predict(brand_x)
+    ref_ids, copy_x = copy_feature_rows(ev)
+    copy_p = dict(zip(ref_ids, (scorer.copy_full if full else scorer.copy_global).predict(copy_x)))
+    by_id = {c.ref_id: c for c in ev.candidates}
+    rows = []
+    for brand, p, ref_id in zip(brands, brand_p, best_refs):
+        # the brand's reference to report: the one most likely to be the copied photo
+        same_brand = [c.ref_id for c in ev.candidates if c.brand == brand]
+        best_copy = max(same_brand, key=lambda i: copy_p[i])
+        ref_id = best_copy if copy_p[best_copy] >= 0.5 else ref_id
+        c = by_id[ref_id]
+        rows.append(BrandScore(brand=brand, reference=version.reference(ref_id).path, ref_id=ref_id,
+                               score=float(p), copy_score=float(copy_p[ref_id]), similarity=c.similarity,
+                               inliers=c.inliers))
+    rows.sort(key=lambda b: -b.score)
+    top = rows[0]
+    return ListingOutcome(evidence=ev, brands=rows, verdict=verdict(top.score, top.copy_score, scorer.threshold))
+
+
+def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
+                     settings: CascadeSettings = CascadeSettings(),
+                     exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
+    """The cascade's evidence for decoded RGB images, one ListingEvidence per image, same order."""
+    if not images:
+        return []
+    vectors = version.whitening.apply(embedder.describe(list(images)))
+    evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude)
+    doubtful = []
+    for i, ev in enumerate(evidence):
+        if settings.force_full or global_brand_score(version, ev) >= version.scorer.verify_gate:
+            doubtful.append(i)
+    if doubtful and settings.regions:
+        add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful])
+    if settings.verify:
+        for i in doubtful:
+            add_verification(version, images[i], evidence[i], settings.verify_top)
+    return evidence
+
+
+def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
+                settings: CascadeSettings = CascadeSettings()) -> list[ListingOutcome]:
+    """Match decoded RGB images against an index version; one ListingOutcome per image, same order."""
+    return [score_evidence(version, ev) for ev in collect_evidence(version, embedder, images, settings)]

@@ -1,0 +1,126 @@
+"""Batch scan: listings -> (read, decode) -> match -> one result row per input, flushed as it goes.
+
+``reader -> mapper -> writer``: listings stream from a folder or manifest, are read and decoded in batches,
+matched by a ``Matcher``, and written by a ``ResultWriter``. A bad image is a row with its status and reason.
+Byte-identical listings are decoded and matched once per scan; each still gets its own row. With
+``resume=True`` a killed scan continues into the same results file without redoing finished listings.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .api import Matcher, MatchResult
+from .errors import ImageError
+from .images import bytes_sha256, load_image, read_image_bytes
+from .listings import Listing, iter_listings, manifest_columns
+from .writers import open_writer
+
+
+@dataclass
+class ScanSummary:
+    """Counts of one scan. ``seconds`` is wall time; ``skipped`` counts listings already done (resume)."""
+
+    results: Path
+    total: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    verdicts: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    top: list[dict] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        resumed = f" ({self.skipped} already done)" if self.skipped else ""
+        return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
+                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}")
+
+
+def result_row(listing: Listing, result: MatchResult, top_k: int) -> dict:
+    """The results-file row of one listing (RESULT_FIELDS, manifest extras, position, matches)."""
+    row = dict(listing.fields)
+    row.update({
+        "listing": listing.listing, "listing_id": listing.fields.get("listing_id", ""),
+        "status": result.status, "error": result.error,
+        "verdict": result.verdict if result.ok else "",
+        "brand": result.brand or "", "reference": result.reference or "",
+        "score": round(result.score, 6) if result.ok else None, "position": listing.position,
+        "matches": [{"brand": m.brand, "reference": m.reference, "score": m.score, "copy_score": m.copy_score,
+                     "inliers": m.inliers} for m in result.matches[:top_k]],
+    })
+    return row
+
+
+def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
+    batch: list[Listing] = []
+    for item in listings:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _decode(listing: Listing) -> tuple[str | None, object]:
+    """(sha256 of the bytes or None, decoded image or ImageError)."""
+    try:
+        data = read_image_bytes(listing.path, name=listing.listing)
+    except ImageError as exc:
+        return None, exc
+    digest = bytes_sha256(data)
+    try:
+        return digest, load_image(data, name=listing.listing)
+    except ImageError as exc:
+        return digest, exc
+
+
+def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
+         resume: bool = False, batch_size: int = 32, keep_top: int = 10,
+         on_batch: Callable[[int], None] | None = None) -> ScanSummary:
+    """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
+
+    on_batch : called with the number of listings just written (for progress bars)
+    keep_top : how many of the most suspicious ok rows the summary keeps for printing
+    """
+    results_path = Path(results_path)
+    summary = ScanSummary(results=results_path)
+    started = time.perf_counter()
+    memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
+    with open_writer(results_path, extra_fields=manifest_columns(source), resume=resume) as writer:
+        done = writer.finished_positions
+        for batch in _batches(iter_listings(source), batch_size):
+            todo = [item for item in batch if item.position not in done]
+            summary.skipped += len(batch) - len(todo)
+            decoded = [_decode(item) for item in todo]
+            fresh = {}
+            for digest, image in decoded:
+                if digest is not None and digest not in memo and not isinstance(image, ImageError):
+                    fresh.setdefault(digest, image)
+            for digest, result in zip(fresh, matcher.match_decoded(list(fresh.values()))):
+                memo[digest] = result
+            for item, (digest, image) in zip(todo, decoded):
+                result = MatchResult.failed(image) if isinstance(image, ImageError) else memo[digest]
+                row = result_row(item, result, top_k)
+                writer.write(row)
+                summary.total += 1
+                summary.statuses[result.status] += 1
+                if result.ok:
+                    summary.verdicts[result.verdict] += 1
+                    summary.top.append(row)
+            summary.top = sorted(summary.top, key=lambda r: -r["score"])[:keep_top]
+            while len(memo) > 10_000:
+                memo.popitem(last=False)
+            writer.flush()
+            if on_batch:
+                on_batch(len(batch))
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,113 @@
+"""Calibrated scores and verdicts.
+
+Evidence features (``evidence.py``) go through small logistic models fitted at index build on synthetic
+listings made from the catalog itself (``calibrate.py``), so a score is a probability with one meaning for every
+listing and brand:
+
+- ``brand score``: P(the listing shows this brand's product: an edited copy or another photo of it);
+- ``copy score``: P(the listing is an edited copy of this very reference photo).
+
+Each comes in two flavours: a *global* model that reads only the cheap global-descriptor features, used for
+listings that the cascade never verifies, and a *full* model that also reads regions and local-feature inliers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+VERDICT_COPY = "copy"
+VERDICT_SAME_PRODUCT = "same_product"
+VERDICT_NO_MATCH = "no_match"
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    """p = sigmoid(((x[:, :n] - mean) / scale) @ weights + bias), reading the first n feature columns.
+
+    mean, scale, weights : float64 (n,)
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    @property
+    def n_features(self) -> int:
+        return int(len(self.weights))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """float (m, >= n) -> probabilities float64 (m,)."""
+        x = (np.asarray(features, np.float64)[:, : self.n_features] - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-np.clip(x @ self.weights + self.bias, -40, 40)))
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "weights": self.weights.tolist(), "bias": float(self.bias)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LogisticModel":
+        return cls(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
+                   np.asarray(d["weights"], np.float64), float(d["bias"]))
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | None = None,
+                 l2: float = 1.0, iterations: int = 50) -> LogisticModel:
+    """L2-regularised logistic regression by Newton's method.
+
+    Parameters
+    ----------
+    features : float (m, F); only the first ``n_features`` columns are used
+    labels : bool or {0, 1} (m,)
+    l2 : penalty on the weights of the standardised features (the bias is not penalised)
+    """
+    n = features.shape[1] if n_features is None else n_features
+    x = np.asarray(features, np.float64)[:, :n]
+    y = np.asarray(labels, np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(n + 1)
+    penalty = np.full(n + 1, l2)
+    penalty[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return LogisticModel(mean=mean, scale=scale, weights=w[:-1], bias=float(w[-1]))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The four fitted models and the index's operating threshold (a brand-score probability)."""
+
+    brand_global: LogisticModel
+    brand_full: LogisticModel
+    copy_global: LogisticModel
+    copy_full: LogisticModel
+    threshold: float = 0.5
+    verify_gate: float = 0.02  # listings whose global brand score stays below this skip the expensive stages
+
+    def to_dict(self) -> dict:
+        return {
+            "brand_global": self.brand_global.to_dict(), "brand_full": self.brand_full.to_dict(),
+            "copy_global": self.copy_global.to_dict(), "copy_full": self.copy_full.to_dict(),
+            "threshold": self.threshold, "verify_gate": self.verify_gate,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scorer":
+        models = {k: LogisticModel.from_dict(d[k]) for k in ("brand_global", "brand_full", "copy_global", "copy_full")}
+        return cls(**models, threshold=float(d["threshold"]), verify_gate=float(d["verify_gate"]))
+
+
+def verdict(brand_score: float, copy_score: float, threshold: float) -> str:
+    """copy / same_product / no_match from the best brand's scores and the operating threshold."""
+    if brand_score < threshold:
+        return VERDICT_NO_MATCH
+    return VERDICT_COPY if copy_score >= 0.5 else VERDICT_SAME_PRODUCT

@@ -1,0 +1,179 @@
+"""One index version in memory: everything a scan needs, loaded from (or saved to) a version folder.
+
+``IndexVersion.open(index_dir, fingerprint)`` reads the published version, checks every file against the
+manifest's hashes and refuses an index made by another model, weights, preprocessing or format.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import store
+from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .index import METRIC, VectorIndex
+from .score import Scorer
+from .store import ReferenceRecord
+from .verify import LocalFeatures, pack_features, unpack_features
+from .whiten import Whitening
+
+FINGERPRINT_KEYS = ("descriptor", "backbone_timm", "weights_sha256", "preprocessing", "runtime")
+
+
+@dataclass
+class IndexVersion:
+    """A loaded index version.
+
+    references : the references table, ids ascending
+    vectors : whitened reference vectors float32 (n, d), row i belongs to references[i]
+    raw_descriptors : float32 (n, D), kept to refit whitening
+    background : whitened background-photo vectors float32 (m, d)
+    local_features : one LocalFeatures per reference, same order
+    """
+
+    manifest: dict
+    references: list[ReferenceRecord]
+    vectors: np.ndarray
+    raw_descriptors: np.ndarray
+    whitening: Whitening
+    background: np.ndarray
+    local_features: list[LocalFeatures]
+    scorer: Scorer
+    index: VectorIndex
+    folder: Path | None = None
+    row_of_id: dict[int, int] = field(init=False)
+
+    def __post_init__(self):
+        self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
+
+    @property
+    def brands(self) -> dict[str, int]:
+        """Reference count per brand, sorted by brand name."""
+        counts: dict[str, int] = {}
+        for r in self.references:
+            counts[r.brand] = counts.get(r.brand, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def reference(self, ref_id: int) -> ReferenceRecord:
+        return self.references[self.row_of_id[ref_id]]
+
+    # ---------------------------------------------------------------- writing
+    def save_into(self, folder: Path) -> None:
+        """Write every file of the version into ``folder`` (manifest.json is written by store.publish)."""
+        store.write_references(folder / "references.csv", self.references)
+        self.index.save(folder / "vectors.faiss")
+        np.save(folder / "raw_descriptors.npy", self.raw_descriptors)
+        np.savez(folder / "whitening.npz", **self.whitening.to_arrays())
+        np.save(folder / "background.npy", self.background)
+        np.savez(folder / "local_features.npz", **pack_features(self.local_features))
+        (folder / "scorer.json").write_text(json.dumps(self.scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    # ---------------------------------------------------------------- reading
+    @classmethod
+    def open(cls, index_dir: str | Path, fingerprint: dict | None = None) -> "IndexVersion":
+        """Load the published version of ``index_dir``.
+
+        fingerprint : the embedder's ``fingerprint()``; when given, a different one is refused.
+        """
+        index_dir = Path(index_dir)
+        folder = store.current_version(index_dir)
+        if folder is None:
+            what = "is not an index folder (no CURRENT pointer)" if index_dir.exists() else "not found"
+            raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
+        manifest = read_manifest(folder)
+        if fingerprint is not None:
+            check_compatible(manifest, fingerprint, index_dir)
+        check_files(folder, manifest)
+        try:
+            references = store.read_references(folder / "references.csv")
+            index = VectorIndex.load(folder / "vectors.faiss")
+            whitening = Whitening.from_arrays(np.load(folder / "whitening.npz"))
+            scorer = Scorer.from_dict(json.loads((folder / "scorer.json").read_text(encoding="utf-8")))
+            ids, vectors = index.reconstruct_all()
+            order = np.argsort(ids)
+            version = cls(
+                manifest=manifest, references=references, vectors=vectors[order],
+                raw_descriptors=np.load(folder / "raw_descriptors.npy"), whitening=whitening,
+                background=np.load(folder / "background.npy"),
+                local_features=unpack_features(np.load(folder / "local_features.npz")),
+                scorer=scorer, index=index, folder=folder,
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise IndexCorruptError(f"{folder}: cannot read index files ({exc})") from None
+        if [r.id for r in references] != sorted(int(i) for i in ids):
+            raise IndexCorruptError(f"{folder}: references.csv and vectors.faiss hold different ids")
+        return version
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path}: manifest missing") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{path}: manifest unreadable ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{path}: manifest is not a JSON object")
+    fmt = manifest.get("format_version")
+    if fmt != store.FORMAT_VERSION:
+        newer = isinstance(fmt, int) and fmt > store.FORMAT_VERSION
+        raise IndexMismatchError(
+            f"{path}: index format {fmt!r}, this matcher reads format {store.FORMAT_VERSION}"
+            + ("; upgrade matcher" if newer else "; rebuild the index with `matcher index build`")
+        )
+    return manifest
+
+
+def check_compatible(manifest: dict, fingerprint: dict, index_dir: Path) -> None:
+    """Refuse an index whose vectors were made differently from ``fingerprint``; names both sides."""
+    theirs = manifest.get("fingerprint", {})
+    for key in FINGERPRINT_KEYS:
+        if theirs.get(key) != fingerprint.get(key):
+            raise IndexMismatchError(
+                f"{index_dir}: index built with {key}={_short(theirs.get(key))}, "
+                f"but this matcher uses {key}={_short(fingerprint.get(key))}; rebuild with `matcher index build`"
+            )
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_files(folder: Path, manifest: dict, *, hashes: bool = False) -> None:
+    """Every file the manifest lists exists with its size (and, with hashes=True, its sha256)."""
+    for name, meta in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise IndexCorruptError(f"{path}: listed in manifest.json but missing")
+        if path.stat().st_size != meta.get("bytes"):
+            raise IndexCorruptError(f"{path}: size {path.stat().st_size} bytes, manifest says {meta.get('bytes')}")
+        if hashes and store.file_sha256(path) != meta.get("sha256"):
+            raise IndexCorruptError(f"{path}: content does not match the sha256 in manifest.json")
+
+
+def describe_manifest(version: IndexVersion, fingerprint: dict, extra: dict) -> dict:
+    """The manifest of a version about to be published (store.publish adds format and file hashes)."""
+    import faiss
+    import torch
+
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint,
+        "dim": int(version.vectors.shape[1]),
+        "raw_dim": int(version.raw_descriptors.shape[1]),
+        "metric": METRIC,
+        "index_type": version.index.kind,
+        "counts": {"references": len(version.references), "brands": len(version.brands),
+                   "background": int(len(version.background))},
+        "brands": version.brands,
+        "operating_threshold": version.scorer.threshold,
+        "library_versions": {"python": platform.python_version(), "torch": torch.__version__,
+                             "faiss": faiss.__version__, "numpy": np.__version__},
+        **extra,
+    }
