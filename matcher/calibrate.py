@@ -74,9 +74,8 @@ def training_rows(evidence, listings: Sequence[SyntheticListing]) -> dict[str, n
         brand_x.append(bx)
         brand_y.extend(b == positive_brand for b in brands)
         ref_ids, cx = copy_feature_rows(ev)
-        if listing.kind != "same_product":  # its references are neither copies nor clean negatives
-            copy_x.append(cx)
-            copy_y.extend(listing.kind == "copy" and r == listing.ref_id for r in ref_ids)
+        copy_x.append(cx)  # another photo of the product is not a copy of any reference
+        copy_y.extend(listing.kind == "copy" and r == listing.ref_id for r in ref_ids)
     return {
         "brand_x": np.vstack(brand_x), "brand_y": np.asarray(brand_y, bool),
         "copy_x": np.vstack(copy_x), "copy_y": np.asarray(copy_y, bool),

@@ -1,0 +1,31 @@
+# Counterfeit-listing image matcher. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test eval bench clean
+
+# torch/torchvision are pinned to the wheels this machine keeps on disk (pip's cap); pyproject declares ranges.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(PY) -m pip install --quiet "torch>=2.4" "torchvision>=0.19"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/matcher index build demo/catalog --out indexes/demo
+	$(VENV)/bin/matcher scan demo/listings.csv --index indexes/demo --out results/demo.jsonl --top-k 5
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Accuracy on a benchmark in the devbench layout: make eval BENCH=path/to/bench
+eval: $(STAMP)
+	$(VENV)/bin/matcher eval $(BENCH) --work-dir results/eval
+
+clean:
+	rm -rf results indexes/demo .pytest_cache

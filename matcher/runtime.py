@@ -1,0 +1,117 @@
+"""Where the CNN runs: ONNX Runtime on the CPU (fast) or PyTorch (CPU or GPU).
+
+Both take a float32 batch (n, 3, h, w) and return the last feature map float32 (n, C, h', w'). The ONNX graph is
+exported from the same torch module on first use and cached on disk, keyed by the weights' sha256, so it can
+never drift from the weights. Both runtimes compute in fp32 and agree to cosine >= 0.999, so they share the
+runtime *family* ``"fp32"`` that index manifests record: vectors from either are compatible.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import BackboneSpec
+
+RUNTIME_FAMILY = "fp32"
+
+
+def cache_dir() -> Path:
+    """Folder for exported ONNX graphs: $MATCHER_CACHE, else ~/.cache/matcher."""
+    return Path(os.environ.get("MATCHER_CACHE") or Path.home() / ".cache" / "matcher")
+
+
+class _Features(torch.nn.Module):
+    """Wraps a timm model so that forward() returns the last feature map."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
+class FeatureRunner:
+    """Runs the CNN trunk. ``name`` says which runtime; ``family`` what index manifests record."""
+
+    name = "base"
+    family = RUNTIME_FAMILY
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TorchRunner(FeatureRunner):
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: str, threads: int | None):
+        if threads:
+            torch.set_num_threads(threads)  # torch's thread pool is process-wide
+        self.device = torch.device(device)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
+
+    @torch.inference_mode()
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.model.forward_features(x).float().cpu().numpy()
+
+
+class OnnxRunner(FeatureRunner):
+    name = "onnxruntime"
+
+    def __init__(self, model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, threads: int | None):
+        import onnxruntime
+
+        path = cache_dir() / f"{spec.timm_name}-{weights_sha256[:16]}.onnx"
+        if not path.is_file():
+            export_onnx(model, spec, path)
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"images": np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def export_onnx(model: torch.nn.Module, spec: BackboneSpec, path: Path) -> None:
+    """Export the trunk with dynamic batch and image size; written to a temp file then renamed (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = spec.preprocessing.size
+    example = torch.zeros(2, 3, size, size)
+    fd, temp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(_Features(model).eval(), example, temp, input_names=["images"],
+                              output_names=["features"], opset_version=17, dynamo=False,
+                              dynamic_axes={"images": {0: "n", 2: "h", 3: "w"},
+                                            "features": {0: "n", 2: "fh", 3: "fw"}})
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def make_runner(model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, *, runtime: str = "auto",
+                device: str = "cpu", threads: int | None = None) -> FeatureRunner:
+    """Pick the runtime: ``auto`` = ONNX Runtime on the CPU when installed, torch otherwise or on a GPU."""
+    if runtime not in ("auto", "onnx", "torch"):
+        raise ValueError(f"unknown runtime {runtime!r}; use auto, onnx or torch")
+    use_onnx = runtime == "onnx" or (runtime == "auto" and device == "cpu" and _has_onnxruntime())
+    if use_onnx:
+        return OnnxRunner(model, spec, weights_sha256, threads)
+    return TorchRunner(model, device, threads)
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
