@@ -1,0 +1,46 @@
+"""Shared fixtures: the bundled demo catalog built once per test session with the real weights."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory) -> Path:
+    """An index of demo/catalog built with default settings (real EfficientNet-Lite0 weights)."""
+    from matcher import build_index
+
+    out = tmp_path_factory.mktemp("indexes") / "demo"
+    build_index(DEMO / "catalog", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_matcher(demo_index):
+    from matcher import Matcher
+
+    return Matcher.open(demo_index)
+
+
+@pytest.fixture(scope="session")
+def demo_truth() -> dict[str, dict]:
+    """listing path (as in demo/listings.csv) -> {kind, brand, reference}."""
+    with open(DEMO / "listings_truth.csv", newline="", encoding="utf-8") as f:
+        return {row["listing"]: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture
+def small_catalog(tmp_path) -> Path:
+    """Two brands, three photos each, copied from the demo catalog."""
+    root = tmp_path / "catalog"
+    for brand in sorted(p for p in (DEMO / "catalog").iterdir() if p.is_dir())[:2]:
+        (root / brand.name).mkdir(parents=True)
+        for photo in sorted(brand.glob("*.jpg"))[:3]:
+            shutil.copy(photo, root / brand.name / photo.name)
+    return root

@@ -1,0 +1,120 @@
+"""The command line: help everywhere, one-line errors with exit codes, index info/verify, refusals."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from matcher import IndexMismatchError, Matcher
+from matcher.cli import app
+from tests.conftest import DEMO
+
+runner = CliRunner()
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("command", [[], ["index"], ["index", "build"], ["index", "info"], ["index", "verify"],
+                                     ["scan"], ["eval"]])
+def test_every_command_has_help(command):
+    code, output = run(*command, "--help")
+    assert code == 0 and "Usage" in output
+
+
+def _one_line_error(code, output, *needles):
+    assert code != 0
+    lines = [l for l in output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert "Traceback" not in output
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_build_missing_catalog_is_one_line(tmp_path):
+    code, out = run("index", "build", tmp_path / "nope", "--out", tmp_path / "idx")
+    _one_line_error(code, out, "nope", "not found")
+
+
+def test_build_empty_catalog_is_one_line(tmp_path):
+    (tmp_path / "empty" / "Brand").mkdir(parents=True)
+    code, out = run("index", "build", tmp_path / "empty", "--out", tmp_path / "idx")
+    _one_line_error(code, out, "empty catalog")
+
+
+def test_scan_missing_index_is_one_line(tmp_path):
+    code, out = run("scan", DEMO / "listings", "--index", tmp_path / "missing", "--out", tmp_path / "r.jsonl")
+    _one_line_error(code, out, "missing", "not found")
+
+
+def test_scan_unknown_results_suffix_is_one_line(demo_index, tmp_path):
+    code, out = run("scan", DEMO / "listings", "--index", demo_index, "--out", tmp_path / "r.xlsx")
+    _one_line_error(code, out, ".jsonl")
+
+
+def test_scan_csv_prints_summary_and_results_path(demo_index, tmp_path):
+    out_file = tmp_path / "r.csv"
+    code, out = run("scan", DEMO / "listings", "--index", demo_index, "--out", out_file)
+    assert code == 0, out
+    assert "listings in" in out and str(out_file) in out and "top suspects" in out
+    assert out_file.read_text(encoding="utf-8").count("\n") == 1 + len(list((DEMO / "listings").iterdir()))
+
+
+def test_index_info_and_verify(demo_index):
+    code, out = run("index", "info", demo_index)
+    assert code == 0 and "threshold" in out and "Alpro-Fresh-Soy-Milk: 5" in out
+    code, out = run("index", "info", demo_index, "--json")
+    manifest = json.loads(out)
+    assert manifest["counts"]["brands"] == 8 and manifest["fingerprint"]["weights_sha256"]
+    code, out = run("index", "verify", demo_index)
+    assert code == 0 and out.startswith("ok:")
+
+
+def _copy_index(demo_index, tmp_path):
+    copy = tmp_path / "idx"
+    shutil.copytree(demo_index, copy)
+    from matcher import store
+
+    return copy, store.current_version(copy)
+
+
+def test_tampered_file_is_refused_by_verify(demo_index, tmp_path):
+    copy, folder = _copy_index(demo_index, tmp_path)
+    data = bytearray((folder / "scorer.json").read_bytes())
+    data[10] = ord("9") if data[10] != ord("9") else ord("8")
+    (folder / "scorer.json").write_bytes(bytes(data))
+    code, out = run("index", "verify", copy)
+    _one_line_error(code, out, "scorer.json", "sha256")
+
+
+def test_index_from_other_weights_is_refused(demo_index, tmp_path):
+    copy, folder = _copy_index(demo_index, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["fingerprint"]["weights_sha256"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="weights_sha256"):
+        Matcher.open(copy)
+    code, out = run("scan", DEMO / "listings", "--index", copy, "--out", tmp_path / "r.jsonl")
+    _one_line_error(code, out, "weights_sha256", "0000")
+
+
+def test_index_from_other_preprocessing_is_refused(demo_index, tmp_path):
+    copy, folder = _copy_index(demo_index, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["fingerprint"]["preprocessing"]["size"] = 300
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, out = run("scan", DEMO / "listings", "--index", copy, "--out", tmp_path / "r.jsonl")
+    _one_line_error(code, out, "preprocessing")
+
+
+def test_newer_index_format_is_refused(demo_index, tmp_path):
+    copy, folder = _copy_index(demo_index, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, out = run("index", "info", copy)
+    _one_line_error(code, out, "format 99", "upgrade")
