@@ -1,14 +1,11 @@
 """Geometric re-checking of candidate matches with local features.
 
-The CNN + FAISS search proposes a few reference photos for a listing image. This
-module confirms (or rejects) each proposal the classic way:
-
-1. detect SIFT keypoints on a grey copy of each image, resized so that its long
-   side is ``long_side`` pixels, and describe them with RootSIFT;
-2. match query descriptors to reference descriptors with Lowe's ratio test;
-3. fit a homography with RANSAC (OpenCV's USAC) and count the matches that agree with it
-   (the *inliers*). An edited copy of a reference (crop, rotation, perspective,
-   text overlay, JPEG, blur, ...) keeps many inliers; an unrelated photo does not.
+The CNN + FAISS search proposes a few reference photos for a listing image; this
+module confirms or rejects each one: SIFT keypoints on a grey copy resized to
+``long_side`` pixels, RootSIFT descriptors, Lowe's ratio test, then a RANSAC
+homography. The matches that agree with it (the *inliers*) are the evidence: an
+edited copy (crop, rotation, perspective, text, JPEG, blur, ...) keeps many, an
+unrelated photo few.
 
 Coordinates
 -----------
@@ -20,17 +17,15 @@ to :func:`extract_local_features`), so that evidence can be drawn on it directly
 
 Mirrored copies
 ---------------
-A horizontally flipped copy is caught by also matching the *mirror* of the query's
-features (:func:`mirror_features`). The mirror is computed from the existing
-descriptors by permuting their bins, which is exactly what SIFT would produce on
-the flipped image, at no extra extraction cost. Mirrored features keep their points
-in the unflipped image's coordinates and carry ``mirrored=True``.
+:func:`mirror_features` gives the features of the horizontally flipped image by
+permuting descriptor bins (what SIFT computes on the flipped image, for free).
+Its points stay in the unflipped image's coordinates, with ``mirrored=True``.
 
 Storage
 -------
-Descriptors are RootSIFT (L1-normalise, square root) quantised to ``uint8`` as
-``round(512 * value)``; :func:`pack_features` / :func:`unpack_features` turn a list of
-features into a few flat arrays (for ``np.savez``) and back, bit for bit.
+Descriptors are RootSIFT (L1-normalise, square root) stored as ``uint8`` =
+``round(512 * value)``. :func:`pack_features` / :func:`unpack_features` turn a list
+of features into flat arrays (for ``np.savez``) and back, bit for bit.
 """
 from __future__ import annotations
 
@@ -132,6 +127,8 @@ def extract_local_features(
         Possibly empty (n = 0), e.g. for a blank image.
     """
     width, height = image.size
+    if width == 0 or height == 0:
+        return LocalFeatures(_empty(2, np.float32), _empty(128, np.uint8), (width, height), 1.0)
     scale = long_side / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     grey = np.asarray(image.convert("L"))
@@ -141,8 +138,7 @@ def extract_local_features(
     sift = cv2.SIFT_create(nfeatures=max_features)
     keypoints, raw = sift.detectAndCompute(grey, None)
     if raw is None or len(keypoints) == 0:
-        points = np.zeros((0, 2), np.float32)
-        descriptors = np.zeros((0, 128), np.uint8)
+        points, descriptors = _empty(2, np.float32), _empty(128, np.uint8)
     else:
         # SIFT may return a few more than nfeatures when responses tie.
         keypoints, raw = keypoints[:max_features], raw[:max_features]
@@ -196,7 +192,7 @@ def verify_pair(
     best = _verify_one(query, reference, ratio, ransac_px)
     if query_mirrored is not None:
         other = _verify_one(query_mirrored, reference, ratio, ransac_px)
-        if (other.inliers, other.matches) > (best.inliers, best.matches):
+        if other.inliers > best.inliers:  # ties keep the plain (unmirrored) result
             best = other
     return best
 
@@ -205,7 +201,9 @@ def _verify_one(
     query: LocalFeatures, reference: LocalFeatures, ratio: float, ransac_px: float
 ) -> Verification:
     query_idx, ref_idx = _ratio_matches(query.descriptors, reference.descriptors, ratio)
-    nothing = Verification(0, len(query_idx), query.mirrored, _no_points(), _no_points())
+    nothing = Verification(
+        0, len(query_idx), query.mirrored, _empty(2, np.float32), _empty(2, np.float32)
+    )
     if len(query_idx) < 4:
         return nothing
 
@@ -234,27 +232,18 @@ def _verify_one(
 def _ratio_matches(
     query: np.ndarray, reference: np.ndarray, ratio: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lowe ratio-test matches, one per reference point at most.
+    """Lowe ratio-test matches between (n, 128) and (m, 128) uint8 descriptors.
 
-    Parameters
-    ----------
-    query, reference : np.ndarray
-        (n, 128) and (m, 128) uint8 descriptors.
-
-    Returns
-    -------
-    query_idx, ref_idx : np.ndarray
-        (k,) int64 indices of matched pairs.
+    Returns (k,) int64 query indices and (k,) int64 reference indices; each
+    reference point is used at most once.
     """
     empty = np.zeros(0, np.int64)
     if len(query) == 0 or len(reference) < 2:
         return empty, empty
-    q = _unit_rows(query)
-    r = _unit_rows(reference)
-    # For unit vectors, squared distance = 2 - 2 * cosine similarity.
-    # A dense matrix product is several times faster than cv2.BFMatcher here.
-    similarity = q @ r.T
-    rows = np.arange(len(q))
+    # For unit vectors, squared distance = 2 - 2 * cosine similarity; one dense
+    # matrix product is several times faster than cv2.BFMatcher at these sizes.
+    similarity = _unit_rows(query) @ _unit_rows(reference).T
+    rows = np.arange(len(query))
     nearest = similarity.argmax(axis=1)
     best = similarity[rows, nearest]
     similarity[rows, nearest] = -np.inf
@@ -317,8 +306,9 @@ def _is_plausible(homography: np.ndarray, query_inliers: np.ndarray) -> bool:
     return True
 
 
-def _no_points() -> np.ndarray:
-    return np.zeros((0, 2), np.float32)
+def _empty(columns: int, dtype) -> np.ndarray:
+    """A (0, columns) array."""
+    return np.zeros((0, columns), dtype)
 
 
 def pack_features(features: Sequence[LocalFeatures]) -> dict[str, np.ndarray]:
@@ -333,9 +323,9 @@ def pack_features(features: Sequence[LocalFeatures]) -> dict[str, np.ndarray]:
     """
     lengths = [len(f) for f in features]
     return {
-        "points": np.concatenate([f.points for f in features] or [_no_points()]),
+        "points": np.concatenate([f.points for f in features] or [_empty(2, np.float32)]),
         "descriptors": np.concatenate(
-            [f.descriptors for f in features] or [np.zeros((0, 128), np.uint8)]
+            [f.descriptors for f in features] or [_empty(128, np.uint8)]
         ),
         "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         "sizes": np.array([f.size for f in features], np.int64).reshape(-1, 2),
@@ -348,17 +338,15 @@ def unpack_features(arrays: Mapping[str, np.ndarray]) -> list[LocalFeatures]:
     """Inverse of :func:`pack_features` (works on an ``np.load`` result too)."""
     points = np.asarray(arrays["points"], np.float32)
     descriptors = np.asarray(arrays["descriptors"], np.uint8)
-    offsets = np.asarray(arrays["offsets"])
-    sizes = np.asarray(arrays["sizes"])
-    scales = np.asarray(arrays["scales"])
-    mirrored = np.asarray(arrays["mirrored"])
+    offsets, sizes = np.asarray(arrays["offsets"]), np.asarray(arrays["sizes"])
+    scales, mirrored = np.asarray(arrays["scales"]), np.asarray(arrays["mirrored"])
     return [
         LocalFeatures(
-            points=points[start:stop],
-            descriptors=descriptors[start:stop],
+            points=points[offsets[i] : offsets[i + 1]],
+            descriptors=descriptors[offsets[i] : offsets[i + 1]],
             size=(int(sizes[i, 0]), int(sizes[i, 1])),
             scale=float(scales[i]),
             mirrored=bool(mirrored[i]),
         )
-        for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:]))
+        for i in range(len(offsets) - 1)
     ]
