@@ -14,12 +14,14 @@ from .api import Match, Matcher, MatchResult
 from .build import BuildSettings, build_index
 from .errors import (CatalogError, ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError,
                      ListingsError, MatcherError)
+from .lifecycle import add_to_index, gc_index, index_versions, remove_from_index
 from .scan import ScanSummary, scan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Matcher", "MatchResult", "Match", "build_index", "BuildSettings", "scan", "ScanSummary",
+    "add_to_index", "remove_from_index", "index_versions", "gc_index",
     "MatcherError", "ImageError", "CatalogError", "ListingsError",
     "IndexNotFoundError", "IndexCorruptError", "IndexMismatchError", "__version__",
 ]

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -17,7 +17,7 @@ from .errors import MatcherError
 
 app = typer.Typer(help="Find listing images that copy or imitate a brand's genuine reference photos.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-index_app = typer.Typer(help="Build and inspect indexes of genuine reference photos.", no_args_is_help=True)
+index_app = typer.Typer(help="Build, update and inspect indexes of genuine reference photos.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 
@@ -102,6 +102,52 @@ def index_verify(index_dir: Path = typer.Argument(..., help="Index folder.")):
     manifest = read_manifest(folder)
     check_files(folder, manifest, hashes=True)
     typer.echo(f"ok: {folder} ({len(manifest.get('files', {}))} files match manifest.json)")
+
+
+@index_app.command("add")
+@domain_errors
+def index_add(index_dir: Path = typer.Argument(..., help="Index folder (built with `matcher index build`)."),
+              catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/<image> photos: each brand in it is "
+                                                           "added, or replaces the indexed brand of that name."),
+              keep: Optional[int] = typer.Option(None, "--keep", min=1, help="Versions to keep (default: the index's)."),
+              threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN.")):
+    """Add (or replace) the brands of CATALOG_DIR without a rebuild; publishes a new version.
+
+    Only photos the index does not hold yet are embedded. Whitening and calibration stay as built.
+    """
+    from .api import load_embedder_for
+    from .lifecycle import add_to_index
+
+    published = add_to_index(index_dir, catalog_dir, embedder=load_embedder_for(index_dir, threads=threads),
+                             keep=keep, progress=_say)
+    typer.echo(str(published))
+
+
+@index_app.command("remove")
+@domain_errors
+def index_remove(index_dir: Path = typer.Argument(..., help="Index folder."),
+                 brands: List[str] = typer.Argument(..., help="Brand names to remove (as `matcher index info` lists them)."),
+                 keep: Optional[int] = typer.Option(None, "--keep", min=1, help="Versions to keep (default: the index's).")):
+    """Remove brands and their references from an index; publishes a new version."""
+    from .lifecycle import remove_from_index
+
+    typer.echo(str(remove_from_index(index_dir, brands, keep=keep, progress=_say)))
+
+
+@index_app.command("gc")
+@domain_errors
+def index_gc(index_dir: Path = typer.Argument(..., help="Index folder."),
+             keep: Optional[int] = typer.Option(None, "--keep", min=1,
+                                                help="Versions to keep, the published one included (default: the index's, 3).")):
+    """Delete old versions and debris left by interrupted builds/adds (the published version always stays)."""
+    from .lifecycle import gc_index, index_versions
+
+    removed = gc_index(index_dir, keep=keep)
+    for path in removed:
+        typer.echo(f"removed {path}")
+    kept = index_versions(index_dir)
+    names = ", ".join(v["name"] + (" (current)" if v["current"] else "") for v in kept)
+    typer.echo(f"{len(removed)} removed; kept {len(kept)} version(s): {names}")
 
 
 @app.command("scan")

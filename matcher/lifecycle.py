@@ -1,0 +1,273 @@
+"""Index lifecycle without a rebuild: add (or replace) brands, remove brands, list versions, collect garbage.
+
+Every operation loads the published version, makes a complete new ``IndexVersion`` in memory and publishes it
+with ``store.publish`` (temporary folder, fsync, rename, atomic ``CURRENT`` switch), exactly as a build does: a
+crash at any moment leaves the previous version published and loadable, and the next publish (or
+``matcher index gc``) removes the temporary debris. Readers that opened a version keep reading it;
+``Matcher.reload()`` picks up the new one.
+
+What is fixed at build time. ``add_to_index`` and ``remove_from_index`` carry the version's whitening,
+background vectors and calibrated scorer over unchanged; only ``matcher index build`` refits them. New references
+are whitened with the index's existing whitening (fitted on generic product photos, their synthetic copies and
+everyday photos, so it transfers to similar brands), and the scorer's features are relative (similarity margins
+over the next reference and brand, votes, background similarity, SIFT inliers), so its calibration transfers to
+the new brands. A catalog that differs a lot from the one the index was built on (another product domain, many
+times more brands) deserves a rebuild.
+
+Cost. ``add_to_index`` decodes, embeds (``embedder.describe``) and extracts SIFT features only for photos the
+index does not hold yet; a photo whose sha256 is already indexed under the same brand keeps its id and features.
+Writing the new version copies the index's files (I/O proportional to the index, no CNN work).
+
+Ids are stable and never reused: the manifest records ``next_id``; new references get ids from there.
+Operations that change an index take an advisory lock (``INDEX_DIR/.lock``, released by the OS if the process
+dies) and refuse to publish if ``CURRENT`` moved under them (e.g. a concurrent ``matcher index build``).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import store
+from .api import load_embedder_for
+from .catalog import scan_catalog
+from .errors import CatalogError, ImageError, IndexNotFoundError, MatcherError
+from .images import load_image
+from .index import VectorIndex
+from .store import ReferenceRecord
+from .verify import extract_local_features
+from .version import IndexVersion, describe_manifest, read_manifest
+
+log = logging.getLogger(__name__)
+LOCK = ".lock"
+DEFAULT_KEEP = 3
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _writer_lock(index_dir: Path):
+    """Exclusive advisory lock on an index folder (no-op where fcntl is missing or the folder does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    if not index_dir.is_dir():
+        yield  # opening the index raises IndexNotFoundError
+        return
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MatcherError(f"{index_dir}: another add/remove/gc is changing this index; "
+                               "retry when it has finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _keep_of(manifest: dict, keep: int | None) -> int:
+    if keep is not None:
+        return max(1, int(keep))
+    return int(manifest.get("build_settings", {}).get("keep_versions", DEFAULT_KEEP))
+
+
+def _history(manifest: dict) -> list[dict]:
+    """The previous operations; an index made by a build starts with a 'build' entry."""
+    history = list(manifest.get("history") or [])
+    if not history:
+        history.append({"op": "build", "brands": sorted(manifest.get("brands", {})), "time": manifest.get("created")})
+    return history
+
+
+def _skipped_outside(manifest: dict, brands) -> list[dict]:
+    """The manifest's skipped-reference entries of brands other than ``brands``."""
+    return [s for s in manifest.get("skipped_references", []) if s.get("path", "").split("/")[0] not in brands]
+
+
+def _next_id(old: IndexVersion) -> int:
+    recorded = int(old.manifest.get("next_id", 0))
+    return max(recorded, 1 + max((r.id for r in old.references), default=-1))
+
+
+def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint: dict, entry: dict,
+             skipped: list[dict], next_id: int, keep: int | None) -> Path:
+    """Write ``new`` into a temporary folder and publish it, unless CURRENT moved since ``old`` was opened."""
+    current = store.current_version(index_dir)
+    if current is None or old.folder is None or current.name != old.folder.name:
+        raise MatcherError(f"{index_dir}: the published version changed while this operation ran "
+                           f"({old.folder.name if old.folder else '?'} -> {current.name if current else 'none'}); "
+                           "run it again")
+    previous = old.manifest
+    extra = {key: previous[key] for key in ("catalog", "build_settings", "calibration") if key in previous}
+    extra.update(skipped_references=skipped, history=_history(previous) + [entry], next_id=next_id)
+    temp = store.new_version_folder(index_dir)
+    try:
+        new.save_into(temp)
+        manifest = describe_manifest(new, fingerprint, extra)
+        return store.publish(index_dir, temp, manifest, keep=_keep_of(previous, keep))
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], new_raw: np.ndarray,
+              new_local: list) -> IndexVersion:
+    """A version holding ``rows`` = (record, from_old, row): row of ``old`` if from_old, else row of ``new_raw`` /
+    ``new_local``. Whitening, background and scorer are carried over from ``old``."""
+    rows = sorted(rows, key=lambda r: r[0].id)
+    new_vectors = old.whitening.apply(new_raw) if len(new_raw) else new_raw
+    pick = [(old.raw_descriptors, old.local_features, old.vectors) if from_old else (new_raw, new_local, new_vectors)
+            for _, from_old, _ in rows]
+    vectors = np.asarray([src[2][row] for src, (_, _, row) in zip(pick, rows)], np.float32)
+    vectors = vectors.reshape(len(rows), old.whitening.dim)
+    raw = np.asarray([src[0][row] for src, (_, _, row) in zip(pick, rows)], np.float32)
+    references = [record for record, _, _ in rows]
+    index = VectorIndex(old.whitening.dim)
+    index.add(vectors, np.asarray([r.id for r in references], np.int64))
+    return IndexVersion(
+        manifest={}, references=references, vectors=vectors,
+        raw_descriptors=raw.reshape(len(rows), old.raw_descriptors.shape[1]), whitening=old.whitening,
+        background=old.background, local_features=[src[1][row] for src, (_, _, row) in zip(pick, rows)],
+        scorer=old.scorer, index=index,
+    )
+
+
+def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=None, keep: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> Path:
+    """Add every brand of ``catalog_dir`` (``<brand>/<image>``) to the index, replacing brands of the same name.
+
+    Only photos the index does not hold yet are decoded, embedded and SIFT-described; a photo already indexed
+    under the same brand (same sha256) keeps its id. A replaced brand's other references are dropped. A photo
+    identical to one indexed under another, kept brand is skipped (as a build keeps identical files once).
+    Whitening, background vectors and the scorer are carried over (see the module docstring).
+
+    embedder : defaults to the one the index's manifest describes; an index built by another model is refused.
+    keep : versions kept after publishing (default: the index's ``keep_versions``).
+    Returns the published version folder.
+    """
+    say = progress or (lambda message: log.info(message))
+    index_dir, catalog_dir = Path(index_dir), Path(catalog_dir)
+    with _writer_lock(index_dir):
+        embedder = embedder or load_embedder_for(index_dir)
+        fingerprint = embedder.fingerprint()
+        old = IndexVersion.open(index_dir, fingerprint)
+        items = scan_catalog(catalog_dir)
+        brands = sorted({item.brand for item in items})
+        next_id = _next_id(old)
+        kept = {r.sha256: r for r in old.references if r.brand not in brands}
+        same = {(r.brand, r.sha256): row for row, r in enumerate(old.references)}
+        rows = [(r, True, row) for row, r in enumerate(old.references) if r.brand not in brands]
+        skipped = _skipped_outside(old.manifest, brands)
+        fresh, fresh_images, reused = [], [], 0
+        for item in items:
+            if item.sha256 in kept:
+                other = kept[item.sha256]
+                log.warning("skipping %s/%s: same file as %s, indexed under brand %s",
+                            catalog_dir, item.path, other.path, other.brand)
+                skipped.append({"path": item.path, "status": "duplicate",
+                                "error": f"same file as {other.path} (brand {other.brand})"})
+                continue
+            row = same.get((item.brand, item.sha256))
+            if row is not None:
+                rows.append((ReferenceRecord(old.references[row].id, item.brand, item.path, item.sha256), True, row))
+                reused += 1
+                continue
+            try:
+                fresh_images.append(load_image(item.file, name=f"{catalog_dir}/{item.path}"))
+            except ImageError as exc:
+                log.warning("skipping reference %s", exc)
+                skipped.append({"path": item.path, "status": exc.kind, "error": str(exc)})
+                continue
+            fresh.append(ReferenceRecord(next_id, item.brand, item.path, item.sha256))
+            next_id += 1
+        held = {record.brand for record, _, _ in rows} | {record.brand for record in fresh}
+        empty = [b for b in brands if b not in held]
+        if empty:
+            raise CatalogError(f"{catalog_dir}: no usable reference photo for brand(s) {', '.join(empty)} "
+                               "(undecodable, or identical to photos of other indexed brands); nothing changed")
+        say(f"embedding {len(fresh_images)} new references of {len(brands)} brands ({reused} already indexed)")
+        raw = (embedder.describe(fresh_images) if fresh_images
+               else np.zeros((0, old.raw_descriptors.shape[1]), np.float32))
+        local = [extract_local_features(im) for im in fresh_images]
+        new = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local)
+        dropped = sum(1 for r in old.references if r.brand in brands) - reused
+        entry = {"op": "add", "brands": brands, "catalog": str(catalog_dir.resolve()), "time": _now(),
+                 "added": len(fresh), "reused": reused, "dropped": dropped}
+        published = _publish(index_dir, old, new, fingerprint, entry, skipped, next_id, keep)
+    say(f"published {published}")
+    return published
+
+
+def remove_from_index(index_dir: str | Path, brands: str | Iterable[str], *, keep: int | None = None,
+                      progress: Callable[[str], None] | None = None) -> Path:
+    """Remove brands (and all their references) from the index; returns the published version folder.
+
+    Raises MatcherError naming an unknown brand (with the known ones), or when no brand would be left.
+    """
+    say = progress or (lambda message: log.info(message))
+    index_dir = Path(index_dir)
+    brands = sorted({brands} if isinstance(brands, str) else set(brands))
+    if not brands:
+        raise MatcherError(f"{index_dir}: no brand to remove given")
+    with _writer_lock(index_dir):
+        old = IndexVersion.open(index_dir)
+        known = old.brands
+        unknown = [b for b in brands if b not in known]
+        if unknown:
+            raise MatcherError(f"{index_dir}: no brand {', '.join(map(repr, unknown))} in the index; "
+                               f"known brands: {', '.join(known)}")
+        if set(brands) >= set(known):
+            raise MatcherError(f"{index_dir}: cannot remove every brand ({', '.join(known)}): an index needs at "
+                               "least one reference; build a new index instead")
+        rows = [(r, True, row) for row, r in enumerate(old.references) if r.brand not in brands]
+        new = _assemble(old, rows, np.zeros((0, old.raw_descriptors.shape[1]), np.float32), [])
+        skipped = _skipped_outside(old.manifest, brands)
+        entry = {"op": "remove", "brands": brands, "time": _now(), "removed": len(old.references) - len(rows)}
+        published = _publish(index_dir, old, new, old.manifest.get("fingerprint", {}), entry, skipped,
+                             _next_id(old), keep)
+    say(f"published {published}")
+    return published
+
+
+def index_versions(index_dir: str | Path) -> list[dict]:
+    """The version folders of an index, oldest first: name, current, created, counts and the last operation."""
+    index_dir = Path(index_dir)
+    if not store.versions_dir(index_dir).is_dir():
+        raise IndexNotFoundError(f"{index_dir}: no index here (no versions/ folder)")
+    current = store.current_version(index_dir)
+    out = []
+    for folder in store.list_versions(index_dir):
+        info = {"name": folder.name, "current": current is not None and folder.name == current.name}
+        try:
+            manifest = read_manifest(folder)
+        except MatcherError as exc:  # an unpublished or damaged folder still gets listed
+            out.append(dict(info, error=str(exc)))
+            continue
+        last = _history(manifest)[-1]
+        out.append(dict(info, created=manifest.get("created"), op=last.get("op"),
+                        brands=manifest.get("counts", {}).get("brands"),
+                        references=manifest.get("counts", {}).get("references")))
+    return out
+
+
+def gc_index(index_dir: str | Path, *, keep: int | None = None) -> list[Path]:
+    """Remove temporary debris and all but the newest ``keep`` versions (the published one always stays).
+
+    keep : default the index's ``keep_versions`` (3). Returns the removed paths.
+    """
+    index_dir = Path(index_dir)
+    folder = store.current_version(index_dir)
+    if folder is None:
+        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
+    with _writer_lock(index_dir):
+        return store.collect_garbage(index_dir, keep=_keep_of(read_manifest(folder), keep))
