@@ -2,7 +2,7 @@
 
 Every listing gets the cheap global stage. Only listings whose global brand score reaches the index's
 ``verify_gate`` (they might match something) get the expensive stages: a search over image regions
-(2 x 2 tiles and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
+(a 3 x 3 grid of half-size windows and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
 marketplace traffic, stay cheap.
 """
 from __future__ import annotations
@@ -59,11 +59,20 @@ class ListingOutcome:
     verdict: str = "no_match"
 
 
+REGION_GRID = 3  # windows per side
+REGION_SIZE = 0.5  # window side as a fraction of the image side
+
+
 def region_crops(image: Image.Image) -> list[Image.Image]:
-    """2 x 2 half-size tiles and a centre crop of 60% per side: 5 images."""
+    """Overlapping half-size windows on a 3 x 3 grid (corners, edges, centre) and a 60% centre crop: 10 images.
+
+    Catches a product shown small inside a screenshot, collage or background scene.
+    """
     w, h = image.size
-    boxes = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h),
-             (int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h))]
+    step = (1.0 - REGION_SIZE) / (REGION_GRID - 1)
+    boxes = [(int(i * step * w), int(j * step * h), int((i * step + REGION_SIZE) * w), int((j * step + REGION_SIZE) * h))
+             for j in range(REGION_GRID) for i in range(REGION_GRID)]
+    boxes.append((int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h)))
     return [image.crop(b) for b in boxes]
 
 
@@ -91,7 +100,7 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
     crops = [c for im in images for c in region_crops(im)]
     if not crops:
         return
-    vectors = version.whitening.apply(embedder.describe(crops)).reshape(len(images), 5, -1)
+    vectors = version.whitening.apply(embedder.describe(crops)).reshape(len(images), len(crops) // len(images), -1)
     for ev, regions in zip(evidence, vectors):
         ids = [c.ref_id for c in ev.candidates]
         if not ids:
