@@ -24,17 +24,21 @@ from .score import Scorer
 from .store import ReferenceRecord
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest
-from .whiten import fit_whitening
+from .whiten import Whitening, fit_whitening
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """Index-build knobs. ``seed`` makes the synthetic listings, hence the whole build, reproducible."""
+    """Index-build knobs. ``seed`` makes the synthetic listings, hence the whole build, reproducible.
 
-    whitening_dim: int = 512
-    whitening_shrinkage: float = 0.1
+    whitening_dim : output dimension of the PCA-whitening (0 = no whitening, for ablations)
+    whitening_shrinkage : eigenvalue shrinkage, as a fraction of the mean eigenvalue
+    """
+
+    whitening_dim: int = 256
+    whitening_shrinkage: float = 1.0
     copies_per_reference: int = 2
     background_listings: int = 80
     seed: int = 1234
@@ -85,8 +89,11 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
                              background_count=settings.background_listings)
     listing_raw = embedder.describe([s.image for s in listings])
     background_raw = listing_raw[[s.kind == "background" for s in listings]]
-    whitening = fit_whitening(np.vstack([raw, listing_raw]), dim=settings.whitening_dim,
-                              shrinkage=settings.whitening_shrinkage)
+    if settings.whitening_dim > 0:
+        whitening = fit_whitening(np.vstack([raw, listing_raw]), dim=settings.whitening_dim,
+                                  shrinkage=settings.whitening_shrinkage)
+    else:  # ablation: raw descriptors
+        whitening = Whitening(np.zeros(raw.shape[1], np.float32), np.eye(raw.shape[1], dtype=np.float32))
     vectors = whitening.apply(raw)
     index = VectorIndex(whitening.dim)
     index.add(vectors, np.asarray(ids))

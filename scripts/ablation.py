@@ -1,0 +1,58 @@
+"""Ablation on a benchmark: the metrics with each piece of the method turned off.
+
+Usage::
+
+    python scripts/ablation.py BENCH_DIR [--work-dir results/ablation]
+
+Rows: the default pipeline; without region search; without SIFT verification and regions (global scorer
+only); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
+WORK_DIR and prints the guide's metrics and the scan speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matcher.benchmark import run_benchmark  # noqa: E402
+from matcher.build import BuildSettings  # noqa: E402
+from matcher.pipeline import CascadeSettings  # noqa: E402
+
+KEYS = ["brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1_same_product", "fp_at_p90",
+        "listings_per_second"]
+VARIANTS = [
+    # name, index folder (shared by variants with the same build), build settings, cascade settings
+    ("default", "default", BuildSettings(), CascadeSettings()),
+    ("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
+    ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
+    ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bench_dir", type=Path)
+    parser.add_argument("--work-dir", type=Path, default=Path("results/ablation"))
+    args = parser.parse_args()
+    built: set[str] = set()
+    table = []
+    for name, index_name, build, cascade in VARIANTS:
+        work = args.work_dir / index_name
+        metrics = run_benchmark(args.bench_dir, work, rebuild=index_name not in built, settings=cascade,
+                                build_settings=build, progress=lambda m: print(f"  [{name}] {m}", file=sys.stderr))
+        built.add(index_name)
+        table.append((name, metrics))
+        print(json.dumps({"variant": name, **{k: metrics[k] for k in KEYS}}), flush=True)
+    width = max(len(n) for n, _ in table)
+    print(f"\n{'variant':<{width}}  " + "  ".join(f"{k:>12}" for k in KEYS))
+    for name, m in table:
+        cells = ["n/a" if m[k] is None else f"{m[k]:.3f}" for k in KEYS]
+        print(f"{name:<{width}}  " + "  ".join(f"{c:>12}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
