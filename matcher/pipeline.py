@@ -31,7 +31,7 @@ class CascadeSettings:
     """
 
     candidates: int = 20
-    verify_top: int = 5
+    verify_top: int = 8
     regions: bool = True
     verify: bool = True
     force_full: bool = False
@@ -95,17 +95,32 @@ def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
 
 
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
-                        evidence: Sequence[ListingEvidence]) -> None:
-    """Raise each candidate's region_similarity to its best cosine over the listing's regions."""
+                        evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, per_region: int = 5,
+                        exclude: Sequence[set[int]] | None = None) -> None:
+    """Search the listings' regions too: add each region's nearest references as candidates, and raise every
+    candidate's region_similarity to its best cosine over the regions.
+
+    query_vectors : whitened whole-image vectors (n, d) of ``images``, to give new candidates their similarity
+    """
     crops = [c for im in images for c in region_crops(im)]
     if not crops:
         return
-    vectors = version.whitening.apply(embedder.describe(crops)).reshape(len(images), len(crops) // len(images), -1)
-    for ev, regions in zip(evidence, vectors):
-        ids = [c.ref_id for c in ev.candidates]
-        if not ids:
+    per_image = len(crops) // len(images)
+    vectors = version.whitening.apply(embedder.describe(crops))
+    extra = max((len(e) for e in exclude), default=0) if exclude else 0
+    _, region_ids = version.index.search(vectors, per_region + extra)
+    vectors = vectors.reshape(len(images), per_image, -1)
+    region_ids = region_ids.reshape(len(images), -1)
+    for i, (ev, regions) in enumerate(zip(evidence, vectors)):
+        hidden = exclude[i] if exclude else set()
+        known = {c.ref_id for c in ev.candidates}
+        for ref_id in sorted({int(r) for r in region_ids[i] if r >= 0} - hidden - known):
+            s = float(query_vectors[i] @ version.vectors[version.row_of_id[ref_id]])
+            ev.candidates.append(Candidate(ref_id, version.reference(ref_id).brand, s, s))
+        ev.candidates.sort(key=lambda c: -c.similarity)
+        if not ev.candidates:
             continue
-        refs = version.vectors[[version.row_of_id[i] for i in ids]]
+        refs = version.vectors[[version.row_of_id[c.ref_id] for c in ev.candidates]]
         best = (regions @ refs.T).max(axis=0)
         for c, s in zip(ev.candidates, best):
             c.region_similarity = max(c.similarity, float(s))
@@ -147,8 +162,7 @@ def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome
     for brand, p, ref_id in zip(brands, brand_p, best_refs):
         # the brand's reference to report: the one most likely to be the copied photo
         same_brand = [c.ref_id for c in ev.candidates if c.brand == brand]
-        best_copy = max(same_brand, key=lambda i: copy_p[i])
-        ref_id = best_copy if copy_p[best_copy] >= 0.5 else ref_id
+        ref_id = max(same_brand, key=lambda i: (copy_p[i], i == ref_id))
         c = by_id[ref_id]
         rows.append(BrandScore(brand=brand, reference=version.reference(ref_id).path, ref_id=ref_id,
                                score=float(p), copy_score=float(copy_p[ref_id]), similarity=c.similarity,
@@ -171,7 +185,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         if settings.force_full or global_brand_score(version, ev) >= version.scorer.verify_gate:
             doubtful.append(i)
     if doubtful and settings.regions:
-        add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful])
+        add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful],
+                            vectors[doubtful], exclude=[exclude[i] for i in doubtful] if exclude else None)
     if settings.verify:
         for i in doubtful:
             add_verification(version, images[i], evidence[i], settings.verify_top)
