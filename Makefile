@@ -9,15 +9,17 @@ STAMP := $(VENV)/.installed
 # torch/torchvision are pinned to the wheels this machine keeps on disk (pip's cap); pyproject declares ranges.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(PY) -m pip install --quiet "torch>=2.4" "torchvision>=0.19"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# the demo index is rebuilt only when the catalog changed
+indexes/demo/CURRENT: $(STAMP) $(shell find demo/catalog -type f 2>/dev/null)
 	$(VENV)/bin/matcher index build demo/catalog --out indexes/demo
+
+demo: indexes/demo/CURRENT
 	$(VENV)/bin/matcher scan demo/listings.csv --index indexes/demo --out results/demo.jsonl --top-k 5
 
 test: $(STAMP)
@@ -26,6 +28,10 @@ test: $(STAMP)
 # Accuracy on a benchmark in the devbench layout: make eval BENCH=path/to/bench
 eval: $(STAMP)
 	$(VENV)/bin/matcher eval $(BENCH) --work-dir results/eval
+
+# Scan throughput and memory vs a naive PIL + eager torch loop: make bench [BENCH_ARGS="--listings 600"]
+bench: $(STAMP)
+	$(PY) scripts/bench_scan.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results indexes/demo .pytest_cache
