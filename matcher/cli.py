@@ -159,7 +159,11 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                  resume: bool = typer.Option(False, help="Continue a killed scan into the same results file."),
                  batch_size: int = typer.Option(32, min=1, help="Listings per batch."),
                  threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
-                 device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda.")):
+                 device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda."),
+                 workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                                       help="Processes that decode listings while the CNN runs "
+                                                            "(default: one per CPU, at most 8, once decoding takes "
+                                                            ">= 10% of the time; 0: none).")):
     """Scan listing images against an index; one result row per input."""
     from .api import Matcher
     from .listings import iter_listings
@@ -175,9 +179,9 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
         with Progress(transient=True) as bar:
             task = bar.add_task("scanning", total=total)
             summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size,
-                           on_batch=lambda n: bar.advance(task, n))
+                           workers=workers, on_batch=lambda n: bar.advance(task, n))
     else:
-        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size)
+        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size, workers=workers)
     flagged = [r for r in summary.top if r["verdict"] != "no_match"]
     if flagged:
         typer.echo("top suspects:")

@@ -1,9 +1,11 @@
 """Batch scan: listings -> (read, decode) -> match -> one result row per input, flushed as it goes.
 
-``reader -> mapper -> writer``: listings stream from a folder or manifest, are read and decoded in batches,
-matched by a ``Matcher``, and written by a ``ResultWriter``. A bad image is a row with its status and reason.
-Byte-identical listings are decoded and matched once per scan; each still gets its own row. With
-``resume=True`` a killed scan continues into the same results file without redoing finished listings.
+``reader -> mapper -> writer``: listings stream from a folder or manifest, are read, hashed and decoded in
+batches by worker processes (``reader.py``) while the main process matches the batch before with a ``Matcher``;
+a ``ResultWriter`` writes the rows in input order and flushes them per batch. A bad image is a row with its
+status and reason. Byte-identical listings are matched once per scan (and decoded once per decoding process);
+each still gets its own row. With ``resume=True`` a killed scan (even ``kill -9``) continues into the same
+results file without redoing finished listings.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from PIL import Image
+
 from .api import Matcher, MatchResult
 from .errors import ImageError
-from .images import bytes_sha256, load_image, read_image_bytes
 from .listings import Listing, iter_listings, manifest_columns
+from .reader import DecodePool, read_listing
 from .writers import open_writer
 
 
@@ -70,44 +74,37 @@ def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
         yield batch
 
 
-def _decode(listing: Listing) -> tuple[str | None, object]:
-    """(sha256 of the bytes or None, decoded image or ImageError)."""
-    try:
-        data = read_image_bytes(listing.path, name=listing.listing)
-    except ImageError as exc:
-        return None, exc
-    digest = bytes_sha256(data)
-    try:
-        return digest, load_image(data, name=listing.listing)
-    except ImageError as exc:
-        return digest, exc
-
-
 def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
          resume: bool = False, batch_size: int = 32, keep_top: int = 10,
-         on_batch: Callable[[int], None] | None = None) -> ScanSummary:
+         on_batch: Callable[[int], None] | None = None, workers: int | None = None) -> ScanSummary:
     """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
 
     on_batch : called with the number of listings just written (for progress bars)
     keep_top : how many of the most suspicious ok rows the summary keeps for printing
+    workers : decode processes (None: one per CPU, at most 8, started once decoding takes >= 10% of the
+              matching time; N: N processes from the second batch on; 0: decode in this process)
     """
     results_path = Path(results_path)
     summary = ScanSummary(results=results_path)
     started = time.perf_counter()
     memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
-    with open_writer(results_path, extra_fields=manifest_columns(source), resume=resume) as writer:
+    with open_writer(results_path, extra_fields=manifest_columns(source), resume=resume) as writer, \
+            DecodePool(workers) as reader:
         done = writer.finished_positions
-        for batch in _batches(iter_listings(source), batch_size):
-            todo = [item for item in batch if item.position not in done]
-            summary.skipped += len(batch) - len(todo)
-            decoded = [_decode(item) for item in todo]
-            fresh = {}
-            for digest, image in decoded:
-                if digest is not None and digest not in memo and not isinstance(image, ImageError):
+        batches = reader.read(_batches(iter_listings(source), batch_size), lambda item: item.position not in done)
+        for batch, decoded in batches:
+            summary.skipped += len(batch) - len(decoded)
+            rows: list[tuple[Listing, str | None, Image.Image | ImageError]] = []
+            fresh: dict[str, Image.Image] = {}
+            for item, digest, image in decoded:
+                if image is None and digest not in memo and digest not in fresh:
+                    digest, image = read_listing(item.path, item.listing)  # its twin's result was forgotten
+                if isinstance(image, Image.Image) and digest not in memo:
                     fresh.setdefault(digest, image)
+                rows.append((item, digest, image))
             for digest, result in zip(fresh, matcher.match_decoded(list(fresh.values()))):
                 memo[digest] = result
-            for item, (digest, image) in zip(todo, decoded):
+            for item, digest, image in rows:
                 result = MatchResult.failed(image) if isinstance(image, ImageError) else memo[digest]
                 row = result_row(item, result, top_k)
                 writer.write(row)

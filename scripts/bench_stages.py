@@ -1,0 +1,71 @@
+"""Cost of each stage of the matching cascade, in milliseconds per listing.
+
+Usage::
+
+    python scripts/bench_stages.py INDEX_DIR LISTINGS_DIR [--limit 200]
+
+Runs the stages one after another on the same decoded listings (every listing through every stage, as a
+listing in doubt would go) and prints the wall time per listing of: decode, global descriptor (CNN), search,
+region search (10 windows: CNN + search), SIFT extraction of the listing, verification of the top candidates,
+scoring. The machine is shared and noisy: compare figures from one run with each other, not across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matcher.api import Matcher  # noqa: E402
+from matcher.images import load_image  # noqa: E402
+from matcher.listings import iter_listings  # noqa: E402
+from matcher.pipeline import (add_region_evidence, add_verification, global_evidence,  # noqa: E402
+                              score_evidence)
+from matcher.errors import ImageError  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("index_dir", type=Path)
+    parser.add_argument("listings", type=Path)
+    parser.add_argument("--limit", type=int, default=200)
+    args = parser.parse_args()
+    matcher = Matcher.open(args.index_dir)
+    version, embedder, settings = matcher.version, matcher.embedder, matcher.settings
+    paths = [item.path for item, _ in zip(iter_listings(args.listings), range(args.limit))]
+    costs: dict[str, float] = {}
+
+    def timed(name, fn, *a, **kw):
+        start = time.perf_counter()
+        out = fn(*a, **kw)
+        costs[name] = costs.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    images = []
+    for p in paths:
+        try:
+            images.append(timed("decode", load_image, p))
+        except ImageError:
+            pass
+    vectors = timed("global CNN", lambda: version.whitening.apply(embedder.describe(images)))
+    evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
+    timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors)
+    for image, ev in zip(images, evidence):
+        timed("SIFT extract + verify", add_verification, version, image, ev, settings.verify_top)
+    for ev in evidence:
+        timed("score", score_evidence, version, ev)
+    n = len(images)
+    print(f"{n} listings from {args.listings}")
+    for name, seconds in costs.items():
+        print(f"  {name:<24} {1000 * seconds / n:7.1f} ms/listing")
+    total = sum(costs.values())
+    print(f"  {'total (all stages)':<24} {1000 * total / n:7.1f} ms/listing = {n / total:.1f} listings/s")
+    cheap = costs["decode"] + costs["global CNN"] + costs["search"] + costs["score"]
+    print(f"  {'cheap path only':<24} {1000 * cheap / n:7.1f} ms/listing = {n / cheap:.1f} listings/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
