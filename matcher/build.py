@@ -95,7 +95,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     else:  # ablation: raw descriptors
         whitening = Whitening(np.zeros(raw.shape[1], np.float32), np.eye(raw.shape[1], dtype=np.float32))
     vectors = whitening.apply(raw)
-    index = VectorIndex(whitening.dim)
+    index = VectorIndex.for_vectors(whitening.dim, len(ids))
     index.add(vectors, np.asarray(ids))
     say("extracting local features of the references")
     local = [extract_local_features(im) for im in images]

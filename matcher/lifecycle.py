@@ -132,7 +132,7 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
     vectors = vectors.reshape(len(rows), old.whitening.dim)
     raw = np.asarray([src[0][row] for src, (_, _, row) in zip(pick, rows)], np.float32)
     references = [record for record, _, _ in rows]
-    index = VectorIndex(old.whitening.dim)
+    index = VectorIndex.for_vectors(old.whitening.dim, len(references))
     index.add(vectors, np.asarray([r.id for r in references], np.int64))
     return IndexVersion(
         manifest={}, references=references, vectors=vectors,

@@ -106,6 +106,28 @@ def test_onboard_a_brand_then_remove_it(index, catalog_c, embedder):
     assert brands_of(index) == {A: 3, B: 3}
 
 
+def test_approximate_index_kind_through_add_remove_and_reload(index, catalog_c, embedder, monkeypatch):
+    """Past the flat threshold add/remove publish an IVF index that loads, matches and keeps stable ids."""
+    import matcher.index
+
+    monkeypatch.setattr(matcher.index, "FLAT_MAX", 0)  # every rebuilt structure is approximate
+    photo = Image.open(sorted((catalog_c / C).glob("*.jpg"))[0]).convert("RGB")
+    listing = copy_edit(photo, np.random.default_rng(3))[0]
+    add_to_index(index, catalog_c, embedder=embedder)
+    version = IndexVersion.open(index, embedder.fingerprint())
+    assert version.manifest["index_type"].startswith("ivf") and version.index.approximate
+    assert version.index.kind == version.manifest["index_type"]
+    assert sorted(int(i) for i in version.index.reconstruct_all()[0]) == [r.id for r in version.references]
+    result = Matcher(index, version, embedder).match(listing)
+    assert (result.brand, result.verdict) == (C, "copy"), result
+    kept = {r.path: r.id for r in version.references if r.brand != A}
+    remove_from_index(index, [A])
+    after = IndexVersion.open(index, embedder.fingerprint())
+    assert after.index.approximate and {r.path: r.id for r in after.references} == kept
+    _, found = after.index.search(after.vectors, 3)
+    assert not np.isin(found, [r.id for r in version.references if r.brand == A]).any()
+
+
 def test_add_embeds_only_new_photos_with_stable_ids(index, catalog_c, embedder, tmp_path):
     counting = CountingEmbedder(embedder)
     before = IndexVersion.open(index)
