@@ -7,6 +7,7 @@ marketplace traffic, stay cheap.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -16,7 +17,7 @@ from PIL import Image
 from .embed import Embedder
 from .evidence import Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .score import verdict
-from .verify import extract_local_features, mirror_features, verify_pair
+from .verify import LocalFeatures, extract_local_features, mirror_features, verify_pair
 from .version import IndexVersion
 
 
@@ -27,12 +28,14 @@ class CascadeSettings:
     candidates : references kept per listing from the global search
     verify_top : how many of the best candidates get SIFT verification
     regions : search image regions for doubtful listings
+    region_grid : windows per side of the region lattice (3 -> 9 windows + a centre crop)
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
     candidates: int = 20
     verify_top: int = 8
     regions: bool = True
+    region_grid: int = 3
     verify: bool = True
     force_full: bool = False
 
@@ -59,19 +62,19 @@ class ListingOutcome:
     verdict: str = "no_match"
 
 
-REGION_GRID = 3  # windows per side
 REGION_SIZE = 0.5  # window side as a fraction of the image side
 
 
-def region_crops(image: Image.Image) -> list[Image.Image]:
-    """Overlapping half-size windows on a 3 x 3 grid (corners, edges, centre) and a 60% centre crop: 10 images.
+def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
+    """Overlapping half-size windows on a grid x grid lattice (grid=3: corners, edge middles, centre) and a 60%
+    centre crop: grid * grid + 1 images.
 
     Catches a product shown small inside a screenshot, collage or background scene.
     """
     w, h = image.size
-    step = (1.0 - REGION_SIZE) / (REGION_GRID - 1)
+    step = (1.0 - REGION_SIZE) / max(grid - 1, 1)
     boxes = [(int(i * step * w), int(j * step * h), int((i * step + REGION_SIZE) * w), int((j * step + REGION_SIZE) * h))
-             for j in range(REGION_GRID) for i in range(REGION_GRID)]
+             for j in range(grid) for i in range(grid)]
     boxes.append((int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h)))
     return [image.crop(b) for b in boxes]
 
@@ -95,14 +98,14 @@ def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
 
 
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
-                        evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, per_region: int = 5,
-                        exclude: Sequence[set[int]] | None = None) -> None:
+                        evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, grid: int = 3,
+                        per_region: int = 5, exclude: Sequence[set[int]] | None = None) -> None:
     """Search the listings' regions too: add each region's nearest references as candidates, and raise every
     candidate's region_similarity to its best cosine over the regions.
 
     query_vectors : whitened whole-image vectors (n, d) of ``images``, to give new candidates their similarity
     """
-    crops = [c for im in images for c in region_crops(im)]
+    crops = [c for im in images for c in region_crops(im, grid)]
     if not crops:
         return
     per_image = len(crops) // len(images)
@@ -127,9 +130,11 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
         ev.regions_searched = True
 
 
-def add_verification(version: IndexVersion, image: Image.Image, ev: ListingEvidence, top: int) -> None:
-    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included."""
-    query = extract_local_features(image)
+def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int) -> None:
+    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included.
+
+    query : the listing's local features (``verify.extract_local_features``)
+    """
     mirrored = mirror_features(query)
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     for c in ev.candidates:
@@ -184,12 +189,15 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
     for i, ev in enumerate(evidence):
         if settings.force_full or global_brand_score(version, ev) >= version.scorer.verify_gate:
             doubtful.append(i)
-    if doubtful and settings.regions:
-        add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful],
-                            vectors[doubtful], exclude=[exclude[i] for i in doubtful] if exclude else None)
-    if settings.verify:
-        for i in doubtful:
-            add_verification(version, images[i], evidence[i], settings.verify_top)
+    # SIFT extraction (OpenCV, releases the GIL) runs in a thread while the CNN embeds the regions
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        features = [pool.submit(extract_local_features, images[i]) for i in doubtful] if settings.verify else []
+        if doubtful and settings.regions:
+            add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful],
+                                vectors[doubtful], grid=settings.region_grid,
+                                exclude=[exclude[i] for i in doubtful] if exclude else None)
+        for i, query in zip(doubtful, features):
+            add_verification(version, query.result(), evidence[i], settings.verify_top)
     return evidence
 
 

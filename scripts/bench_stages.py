@@ -24,6 +24,7 @@ from matcher.listings import iter_listings  # noqa: E402
 from matcher.pipeline import (add_region_evidence, add_verification, global_evidence,  # noqa: E402
                               score_evidence)
 from matcher.errors import ImageError  # noqa: E402
+from matcher.verify import extract_local_features  # noqa: E402
 
 
 def main() -> int:
@@ -53,7 +54,8 @@ def main() -> int:
     evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
     timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors)
     for image, ev in zip(images, evidence):
-        timed("SIFT extract + verify", add_verification, version, image, ev, settings.verify_top)
+        query = timed("SIFT extract", extract_local_features, image)
+        timed("verify top candidates", add_verification, version, query, ev, settings.verify_top)
     for ev in evidence:
         timed("score", score_evidence, version, ev)
     n = len(images)
