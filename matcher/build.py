@@ -110,14 +110,16 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
                                 CascadeSettings(force_full=True), exclude=[set(s.exclude) for s in listings])
     version.scorer, calibration = fit_scorer(training_rows(evidence, listings))
 
-    temp = store.new_version_folder(out_dir)
-    version.save_into(temp)
-    manifest = describe_manifest(version, embedder.fingerprint(), {
-        "catalog": str(catalog_dir.resolve()),
-        "build_settings": settings.as_dict(),
-        "calibration": calibration,
-        "skipped_references": skipped,
-    })
-    published = store.publish(out_dir, temp, manifest, keep=settings.keep_versions)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with store.writer_lock(out_dir):  # one writer at a time; readers are never blocked
+        temp = store.new_version_folder(out_dir)
+        version.save_into(temp)
+        manifest = describe_manifest(version, embedder.fingerprint(), {
+            "catalog": str(catalog_dir.resolve()),
+            "build_settings": settings.as_dict(),
+            "calibration": calibration,
+            "skipped_references": skipped,
+        })
+        published = store.publish(out_dir, temp, manifest, keep=settings.keep_versions)
     say(f"published {published}")
     return published

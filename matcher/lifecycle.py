@@ -24,7 +24,6 @@ dies) and refuse to publish if ``CURRENT`` moved under them (e.g. a concurrent `
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 from datetime import datetime, timezone
@@ -44,35 +43,11 @@ from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest, read_manifest
 
 log = logging.getLogger(__name__)
-LOCK = ".lock"
 DEFAULT_KEEP = 3
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@contextlib.contextmanager
-def _writer_lock(index_dir: Path):
-    """Exclusive advisory lock on an index folder (no-op where fcntl is missing or the folder does not exist)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    if not index_dir.is_dir():
-        yield  # opening the index raises IndexNotFoundError
-        return
-    with open(index_dir / LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise MatcherError(f"{index_dir}: another add/remove/gc is changing this index; "
-                               "retry when it has finished") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _keep_of(manifest: dict, keep: int | None) -> int:
@@ -157,7 +132,7 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
     """
     say = progress or (lambda message: log.info(message))
     index_dir, catalog_dir = Path(index_dir), Path(catalog_dir)
-    with _writer_lock(index_dir):
+    with store.writer_lock(index_dir):
         embedder = embedder or load_embedder_for(index_dir)
         fingerprint = embedder.fingerprint()
         old = IndexVersion.open(index_dir, fingerprint)
@@ -219,7 +194,7 @@ def remove_from_index(index_dir: str | Path, brands: str | Iterable[str], *, kee
     brands = sorted({brands} if isinstance(brands, str) else set(brands))
     if not brands:
         raise MatcherError(f"{index_dir}: no brand to remove given")
-    with _writer_lock(index_dir):
+    with store.writer_lock(index_dir):
         old = IndexVersion.open(index_dir)
         known = old.brands
         unknown = [b for b in brands if b not in known]
@@ -269,5 +244,5 @@ def gc_index(index_dir: str | Path, *, keep: int | None = None) -> list[Path]:
     folder = store.current_version(index_dir)
     if folder is None:
         raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
-    with _writer_lock(index_dir):
+    with store.writer_lock(index_dir):
         return store.collect_garbage(index_dir, keep=_keep_of(read_manifest(folder), keep))

@@ -2,7 +2,7 @@
 
 Every listing gets the cheap global stage. Only listings whose global brand score reaches the index's
 ``verify_gate`` (they might match something) get the expensive stages: a search over image regions
-(a 3 x 3 grid of half-size windows and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
+(half-size windows on a 2 x 2 grid and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
 marketplace traffic, stay cheap.
 """
 from __future__ import annotations
@@ -28,14 +28,14 @@ class CascadeSettings:
     candidates : references kept per listing from the global search
     verify_top : how many of the best candidates get SIFT verification
     regions : search image regions for doubtful listings
-    region_grid : windows per side of the region lattice (3 -> 9 windows + a centre crop)
+    region_grid : windows per side of the region lattice (2 -> the 4 quadrants + a centre crop; 3 -> 9 + 1)
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
     candidates: int = 20
     verify_top: int = 8
     regions: bool = True
-    region_grid: int = 3
+    region_grid: int = 2
     verify: bool = True
     force_full: bool = False
 

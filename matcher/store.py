@@ -21,6 +21,7 @@ leaves the previous version published and loadable.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -30,11 +31,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MatcherError
+
 FORMAT_VERSION = 1
 POINTER = "CURRENT"
 VERSIONS = "versions"
 TEMP_PREFIX = ".tmp-"
 REFERENCE_FIELDS = ["id", "brand", "path", "sha256"]
+LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -153,3 +157,26 @@ def collect_garbage(index_dir: Path, *, keep: int = 3) -> list[Path]:
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     return removed
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path):
+    """Exclusive advisory lock on an index folder (no-op where fcntl is missing or the folder does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    if not Path(index_dir).is_dir():
+        yield  # opening the index raises IndexNotFoundError
+        return
+    with open(Path(index_dir) / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MatcherError(f"{index_dir}: another build/add/remove/gc is changing this index; "
+                               "retry when it has finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

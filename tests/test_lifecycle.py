@@ -24,7 +24,7 @@ from matcher.augment import copy_edit, finish
 from matcher.build import BuildSettings, build_index
 from matcher.cli import app
 from matcher.embed import Embedder
-from matcher.lifecycle import _writer_lock
+from matcher.store import writer_lock
 from matcher.version import IndexVersion, check_files
 from tests.conftest import DEMO, REPO
 
@@ -313,10 +313,10 @@ def test_add_refuses_an_index_built_by_another_model(index, catalog_c, embedder)
 
 
 def test_a_second_writer_is_refused(index, catalog_c, embedder):
-    with _writer_lock(index):
-        with pytest.raises(MatcherError, match="another add/remove/gc"):
+    with writer_lock(index):
+        with pytest.raises(MatcherError, match="another build/add/remove/gc"):
             remove_from_index(index, [A])
-        with pytest.raises(MatcherError, match="another add/remove/gc"):
+        with pytest.raises(MatcherError, match="another build/add/remove/gc"):
             add_to_index(index, catalog_c, embedder=embedder)
     remove_from_index(index, [A])
 
