@@ -9,7 +9,6 @@ position, after checking that count and shapes agree.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import timm
 import torch
 
 from .errors import MatcherError
+from .images import file_sha256
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,6 @@ def weights_path(spec: BackboneSpec) -> Path:
     return path
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file, hex; used to record which weights made an index."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_backbone(spec: BackboneSpec) -> tuple[torch.nn.Module, str]:
     """Build the timm model and load the packaged ImageNet weights.
 
@@ -132,4 +123,4 @@ def load_backbone(spec: BackboneSpec) -> tuple[torch.nn.Module, str]:
         mapped[dst_key] = tensor
     model.load_state_dict(mapped, strict=False)  # only num_batches_tracked counters are left at their defaults
     model.eval()
-    return model, file_digest(path)
+    return model, file_sha256(path)
