@@ -15,11 +15,11 @@ from PIL import Image
 
 from . import store
 from .embed import DescriptorConfig, Embedder
-from .errors import ImageError, IndexNotFoundError
+from .errors import ImageError
 from .images import load_image
 from .pipeline import CascadeSettings, ListingOutcome, run_cascade
 from .score import VERDICT_NO_MATCH
-from .version import IndexVersion, read_manifest
+from .version import IndexVersion, published_manifest
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -75,11 +75,7 @@ class MatchResult:
 
 def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: int | None = None) -> Embedder:
     """An embedder configured as the index's manifest says (backbone, input sizes, pooling)."""
-    folder = store.current_version(Path(index_dir))
-    if folder is None:
-        what = "is not an index folder (no CURRENT pointer)" if Path(index_dir).exists() else "not found"
-        raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
-    manifest = read_manifest(folder)
+    _, manifest = published_manifest(index_dir)
     config = DescriptorConfig.from_dict(manifest.get("fingerprint", {}).get("descriptor", DescriptorConfig().as_dict()))
     return Embedder(config, device=device, threads=threads)
 

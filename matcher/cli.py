@@ -64,13 +64,9 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Brands, counts, model, version, size and operating threshold of an index."""
     from . import store
-    from .errors import IndexNotFoundError
-    from .version import read_manifest
+    from .version import published_manifest
 
-    folder = store.current_version(index_dir)
-    if folder is None:
-        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
-    manifest = read_manifest(folder)
+    folder, manifest = published_manifest(index_dir)
     if as_json:
         typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
         return
@@ -92,14 +88,9 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
 @domain_errors
 def index_verify(index_dir: Path = typer.Argument(..., help="Index folder.")):
     """Check every file of the published version against the sha256 recorded in its manifest."""
-    from . import store
-    from .errors import IndexNotFoundError
-    from .version import check_files, read_manifest
+    from .version import check_files, published_manifest
 
-    folder = store.current_version(index_dir)
-    if folder is None:
-        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
-    manifest = read_manifest(folder)
+    folder, manifest = published_manifest(index_dir)
     check_files(folder, manifest, hashes=True)
     typer.echo(f"ok: {folder} ({len(manifest.get('files', {}))} files match manifest.json)")
 

@@ -40,7 +40,7 @@ from .images import load_image
 from .index import VectorIndex
 from .store import ReferenceRecord
 from .verify import extract_local_features
-from .version import IndexVersion, describe_manifest, read_manifest
+from .version import IndexVersion, describe_manifest, published_manifest, read_manifest
 
 log = logging.getLogger(__name__)
 DEFAULT_KEEP = 3
@@ -241,8 +241,6 @@ def gc_index(index_dir: str | Path, *, keep: int | None = None) -> list[Path]:
     keep : default the index's ``keep_versions`` (3). Returns the removed paths.
     """
     index_dir = Path(index_dir)
-    folder = store.current_version(index_dir)
-    if folder is None:
-        raise IndexNotFoundError(f"{index_dir}: no index here (no CURRENT pointer)")
+    _, manifest = published_manifest(index_dir)
     with store.writer_lock(index_dir):
-        return store.collect_garbage(index_dir, keep=_keep_of(read_manifest(folder), keep))
+        return store.collect_garbage(index_dir, keep=_keep_of(manifest, keep))

@@ -80,11 +80,7 @@ class IndexVersion:
         fingerprint : the embedder's ``fingerprint()``; when given, a different one is refused.
         """
         index_dir = Path(index_dir)
-        folder = store.current_version(index_dir)
-        if folder is None:
-            what = "is not an index folder (no CURRENT pointer)" if index_dir.exists() else "not found"
-            raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
-        manifest = read_manifest(folder)
+        folder, manifest = published_manifest(index_dir)
         if fingerprint is not None:
             check_compatible(manifest, fingerprint, index_dir)
         check_files(folder, manifest)
@@ -107,6 +103,16 @@ class IndexVersion:
         if [r.id for r in references] != sorted(int(i) for i in ids):
             raise IndexCorruptError(f"{folder}: references.csv and vectors.faiss hold different ids")
         return version
+
+
+def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:
+    """(folder, manifest) of the published version of ``index_dir``; IndexNotFoundError when there is none."""
+    index_dir = Path(index_dir)
+    folder = store.current_version(index_dir)
+    if folder is None:
+        what = "is not an index folder (no CURRENT pointer)" if index_dir.exists() else "not found"
+        raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
+    return folder, read_manifest(folder)
 
 
 def read_manifest(folder: Path) -> dict:
