@@ -20,8 +20,15 @@ RUNTIME_FAMILY = "fp32"
 
 
 def cache_dir() -> Path:
-    """Folder for exported ONNX graphs: $MATCHER_CACHE, else ~/.cache/matcher."""
-    return Path(os.environ.get("MATCHER_CACHE") or Path.home() / ".cache" / "matcher")
+    """Folder for exported ONNX graphs: $MATCHER_CACHE, else ~/.cache/matcher, else (not writable) a temp folder."""
+    preferred = Path(os.environ.get("MATCHER_CACHE") or Path.home() / ".cache" / "matcher")
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred, os.W_OK):
+            return preferred
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"matcher-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 class _Features(torch.nn.Module):
