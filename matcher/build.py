@@ -20,7 +20,6 @@ from .errors import CatalogError, ImageError
 from .images import load_image
 from .index import VectorIndex
 from .pipeline import CascadeSettings, collect_evidence
-from .score import Scorer
 from .store import ReferenceRecord
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest
@@ -102,7 +101,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     version = IndexVersion(
         manifest={}, references=references, vectors=vectors, raw_descriptors=raw, whitening=whitening,
         background=whitening.apply(background_raw), local_features=local,
-        scorer=Scorer(*([None] * 4)),  # placeholder until fitted below
+        scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
         index=index,
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import store
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .images import file_sha256
 from .index import METRIC, VectorIndex
 from .score import Scorer
 from .store import ReferenceRecord
@@ -42,7 +43,7 @@ class IndexVersion:
     whitening: Whitening
     background: np.ndarray
     local_features: list[LocalFeatures]
-    scorer: Scorer
+    scorer: Scorer | None  # None only while build.py fits it
     index: VectorIndex
     folder: Path | None = None
     row_of_id: dict[int, int] = field(init=False)
@@ -159,7 +160,7 @@ def check_files(folder: Path, manifest: dict, *, hashes: bool = False) -> None:
             raise IndexCorruptError(f"{path}: listed in manifest.json but missing")
         if path.stat().st_size != meta.get("bytes"):
             raise IndexCorruptError(f"{path}: size {path.stat().st_size} bytes, manifest says {meta.get('bytes')}")
-        if hashes and store.file_sha256(path) != meta.get("sha256"):
+        if hashes and file_sha256(path) != meta.get("sha256"):
             raise IndexCorruptError(f"{path}: content does not match the sha256 in manifest.json")
 
 
