@@ -20,7 +20,8 @@ indexes/demo/CURRENT: $(STAMP) $(shell find demo/catalog -type f 2>/dev/null)
 	$(VENV)/bin/matcher index build demo/catalog --out indexes/demo
 
 demo: indexes/demo/CURRENT
-	$(VENV)/bin/matcher scan demo/listings.csv --index indexes/demo --out results/demo.jsonl --top-k 5
+	$(VENV)/bin/matcher scan demo/listings.csv --index indexes/demo --out results/demo.jsonl --top-k 5 \
+		--report results/demo.html
 
 test: $(STAMP)
 	$(PY) -m pytest -q

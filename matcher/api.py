@@ -34,6 +34,8 @@ class Match:
     copy_score: float  # P(the listing is an edited copy of ``reference``)
     similarity: float  # cosine of whitened global descriptors
     inliers: int  # SIFT inliers with ``reference``; -1 when not verified
+    # verified inlier pairs (listing x, y, reference x, y), each normalised to [0, 1] by its image's size
+    keypoints: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class MatchResult:
     @classmethod
     def from_outcome(cls, outcome: ListingOutcome) -> "MatchResult":
         matches = tuple(Match(b.brand, b.reference, round(b.score, 6), round(b.copy_score, 6),
-                              round(b.similarity, 6), b.inliers) for b in outcome.brands)
+                              round(b.similarity, 6), b.inliers, b.keypoints) for b in outcome.brands)
         if not matches:
             return cls(status="ok")
         best = matches[0]
@@ -100,6 +102,11 @@ class Matcher:
         embedder = load_embedder_for(index_dir, device=device, threads=threads)
         version = IndexVersion.open(index_dir, embedder.fingerprint())
         return cls(Path(index_dir), version, embedder, settings)
+
+    @property
+    def typical_prices(self) -> dict[str, float]:
+        """Brand -> typical price, from the catalog's brands.csv kept in the index ({} when it had none)."""
+        return dict(self.version.manifest.get("typical_prices", {}))
 
     def reload(self) -> bool:
         """Pick up the newest published version; returns True if it changed."""

@@ -17,7 +17,8 @@ from .calibrate import fit_scorer, make_listings, training_rows
 from .catalog import scan_catalog
 from .embed import Embedder
 from .errors import CatalogError, ImageError
-from .images import load_image
+from .brands import read_brand_prices
+from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .pipeline import CascadeSettings, collect_evidence
 from .store import ReferenceRecord
@@ -74,6 +75,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     catalog_dir, out_dir = Path(catalog_dir), Path(out_dir)
     embedder = embedder or Embedder()
     items, images, skipped = _decode_catalog(catalog_dir)
+    typical_prices = read_brand_prices(catalog_dir, {item.brand for item in items})  # fail before the CNN work
     say(f"embedding {len(images)} references of {len({i.brand for i in items})} brands")
     raw = embedder.describe(images)
     references = [ReferenceRecord(i, item.brand, item.path, item.sha256) for i, item in enumerate(items)]
@@ -102,7 +104,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
         manifest={}, references=references, vectors=vectors, raw_descriptors=raw, whitening=whitening,
         background=whitening.apply(background_raw), local_features=local,
         scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
-        index=index,
+        index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(version, embedder, [s.image for s in listings],
@@ -118,6 +120,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
             "build_settings": settings.as_dict(),
             "calibration": calibration,
             "skipped_references": skipped,
+            "typical_prices": typical_prices,
         })
         published = store.publish(out_dir, temp, manifest, keep=settings.keep_versions)
     say(f"published {published}")

@@ -80,8 +80,10 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
     typer.echo(f"threshold:  {manifest.get('operating_threshold')} (brand score for a copy/same_product verdict)")
     counts = manifest.get("counts", {})
     typer.echo(f"brands:     {counts.get('brands')} brands, {counts.get('references')} references")
+    prices = manifest.get("typical_prices", {})
     for brand, n in manifest.get("brands", {}).items():
-        typer.echo(f"  {brand}: {n}")
+        price = f", typical price {prices[brand]:.2f}" if brand in prices else ""
+        typer.echo(f"  {brand}: {n}{price}")
 
 
 @index_app.command("verify")
@@ -154,8 +156,13 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                  workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                                        help="Processes that decode listings while the CNN runs "
                                                             "(default: one per CPU, at most 8, once decoding takes "
-                                                            ">= 10% of the time; 0: none).")):
-    """Scan listing images against an index; one result row per input."""
+                                                            ">= 10% of the time; 0: none)."),
+                 min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
+                                                     help="Leave out listings less suspicious than this (listings "
+                                                          "that failed to decode always stay)."),
+                 report: Optional[Path] = typer.Option(None, "--report",
+                                                       help="Also write an HTML report of the suspects here.")):
+    """Scan listing images against an index; one result row per input, most suspicious first."""
     from .api import Matcher
     from .listings import iter_listings
     from .scan import scan
@@ -170,16 +177,39 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
         with Progress(transient=True) as bar:
             task = bar.add_task("scanning", total=total)
             summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size,
-                           workers=workers, on_batch=lambda n: bar.advance(task, n))
+                           workers=workers, min_suspicion=min_suspicion, on_batch=lambda n: bar.advance(task, n))
     else:
-        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size, workers=workers)
+        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size, workers=workers,
+                       min_suspicion=min_suspicion)
     flagged = [r for r in summary.top if r["verdict"] != "no_match"]
     if flagged:
-        typer.echo("top suspects:")
+        typer.echo("top suspects (suspicion, score, verdict, brand, listing ~ reference):")
         for r in flagged:
-            typer.echo(f"  {r['score']:.3f}  {r['verdict']:<12} {r['brand']:<28} {r['listing']}  ~ {r['reference']}")
+            typer.echo(f"  {r['suspicion']:.3f}  {r['score']:.3f}  {r['verdict']:<12} {r['brand']:<24} "
+                       f"{r['listing']}  ~ {r['reference']}")
     typer.echo(summary.line())
     typer.echo(f"results: {Path(out).resolve()}")
+    if report is not None:
+        _write_report(out, index, report, min_suspicion)
+
+
+def _write_report(results: Path, index: Path, out: Path, min_suspicion: float) -> None:
+    from .report import write_report
+
+    written = write_report(results, index, out, min_suspicion=min_suspicion)
+    typer.echo(written.line())
+
+
+@app.command("report")
+@domain_errors
+def report_command(results: Path = typer.Argument(..., help="Results file of `matcher scan` (.jsonl or .csv)."),
+                   index: Path = typer.Option(..., "--index", "-i", help="The index the scan used (for reference "
+                                                                         "thumbnails)."),
+                   out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+                   min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
+                                                       help="Leave out suspects less suspicious than this.")):
+    """Write an HTML report of a results file: suspects ranked by suspicion, evidence side by side."""
+    _write_report(results, index, out, min_suspicion)
 
 
 @app.command("eval")

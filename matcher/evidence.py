@@ -45,6 +45,7 @@ class ListingEvidence:
     verified: bool = False
     regions_searched: bool = False
     verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
 
 
 # Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.

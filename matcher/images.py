@@ -143,6 +143,15 @@ def load_image(
     return _decode_bytes(data, label, max_pixels, draft_side)
 
 
+def thumbnail_jpeg(image: Image.Image, *, long_side: int = 256, quality: int = 82) -> bytes:
+    """A small JPEG of an RGB image (longer side ``long_side`` pixels at most), for reports."""
+    small = image.copy()
+    small.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
 def _decode_bytes(data: bytes, label: str, max_pixels: int, draft_side: int | None) -> Image.Image:
     """Identify, check and decode encoded image bytes (see :func:`load_image`)."""
     with warnings.catch_warnings():

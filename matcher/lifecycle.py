@@ -36,7 +36,8 @@ from . import store
 from .api import load_embedder_for
 from .catalog import scan_catalog
 from .errors import CatalogError, ImageError, IndexNotFoundError, MatcherError
-from .images import load_image
+from .brands import read_brand_prices
+from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .store import ReferenceRecord
 from .verify import extract_local_features
@@ -75,7 +76,7 @@ def _next_id(old: IndexVersion) -> int:
 
 
 def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint: dict, entry: dict,
-             skipped: list[dict], next_id: int, keep: int | None) -> Path:
+             skipped: list[dict], next_id: int, keep: int | None, typical_prices: dict[str, float]) -> Path:
     """Write ``new`` into a temporary folder and publish it, unless CURRENT moved since ``old`` was opened."""
     current = store.current_version(index_dir)
     if current is None or old.folder is None or current.name != old.folder.name:
@@ -84,7 +85,8 @@ def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint:
                            "run it again")
     previous = old.manifest
     extra = {key: previous[key] for key in ("catalog", "build_settings", "calibration") if key in previous}
-    extra.update(skipped_references=skipped, history=_history(previous) + [entry], next_id=next_id)
+    extra.update(skipped_references=skipped, history=_history(previous) + [entry], next_id=next_id,
+                 typical_prices=typical_prices)
     temp = store.new_version_folder(index_dir)
     try:
         new.save_into(temp)
@@ -96,9 +98,9 @@ def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint:
 
 
 def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], new_raw: np.ndarray,
-              new_local: list) -> IndexVersion:
+              new_local: list, new_thumbnails: list[bytes]) -> IndexVersion:
     """A version holding ``rows`` = (record, from_old, row): row of ``old`` if from_old, else row of ``new_raw`` /
-    ``new_local``. Whitening, background and scorer are carried over from ``old``."""
+    ``new_local`` / ``new_thumbnails``. Whitening, background and scorer are carried over from ``old``."""
     rows = sorted(rows, key=lambda r: r[0].id)
     new_vectors = old.whitening.apply(new_raw) if len(new_raw) else new_raw
     pick = [(old.raw_descriptors, old.local_features, old.vectors) if from_old else (new_raw, new_local, new_vectors)
@@ -107,13 +109,16 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
     vectors = vectors.reshape(len(rows), old.whitening.dim)
     raw = np.asarray([src[0][row] for src, (_, _, row) in zip(pick, rows)], np.float32)
     references = [record for record, _, _ in rows]
+    old_thumbnails = old.load_thumbnails()
+    thumbnails = {record.id: (old_thumbnails.get(old.references[row].id) if from_old else new_thumbnails[row])
+                  for record, from_old, row in rows}
     index = VectorIndex.for_vectors(old.whitening.dim, len(references))
     index.add(vectors, np.asarray([r.id for r in references], np.int64))
     return IndexVersion(
         manifest={}, references=references, vectors=vectors,
         raw_descriptors=raw.reshape(len(rows), old.raw_descriptors.shape[1]), whitening=old.whitening,
         background=old.background, local_features=[src[1][row] for src, (_, _, row) in zip(pick, rows)],
-        scorer=old.scorer, index=index,
+        scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
     )
 
 
@@ -138,6 +143,8 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
         old = IndexVersion.open(index_dir, fingerprint)
         items = scan_catalog(catalog_dir)
         brands = sorted({item.brand for item in items})
+        prices = {b: p for b, p in old.manifest.get("typical_prices", {}).items() if b not in brands}
+        prices.update(read_brand_prices(catalog_dir, brands))
         next_id = _next_id(old)
         kept = {r.sha256: r for r in old.references if r.brand not in brands}
         same = {(r.brand, r.sha256): row for row, r in enumerate(old.references)}
@@ -174,11 +181,13 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
         raw = (embedder.describe(fresh_images) if fresh_images
                else np.zeros((0, old.raw_descriptors.shape[1]), np.float32))
         local = [extract_local_features(im) for im in fresh_images]
-        new = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local)
+        thumbnails = [thumbnail_jpeg(im) for im in fresh_images]
+        new = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local, thumbnails)
         dropped = sum(1 for r in old.references if r.brand in brands) - reused
         entry = {"op": "add", "brands": brands, "catalog": str(catalog_dir.resolve()), "time": _now(),
                  "added": len(fresh), "reused": reused, "dropped": dropped}
-        published = _publish(index_dir, old, new, fingerprint, entry, skipped, next_id, keep)
+        published = _publish(index_dir, old, new, fingerprint, entry, skipped, next_id, keep,
+                             dict(sorted(prices.items())))
     say(f"published {published}")
     return published
 
@@ -205,11 +214,12 @@ def remove_from_index(index_dir: str | Path, brands: str | Iterable[str], *, kee
             raise MatcherError(f"{index_dir}: cannot remove every brand ({', '.join(known)}): an index needs at "
                                "least one reference; build a new index instead")
         rows = [(r, True, row) for row, r in enumerate(old.references) if r.brand not in brands]
-        new = _assemble(old, rows, np.zeros((0, old.raw_descriptors.shape[1]), np.float32), [])
+        new = _assemble(old, rows, np.zeros((0, old.raw_descriptors.shape[1]), np.float32), [], [])
         skipped = _skipped_outside(old.manifest, brands)
         entry = {"op": "remove", "brands": brands, "time": _now(), "removed": len(old.references) - len(rows)}
+        prices = {b: p for b, p in old.manifest.get("typical_prices", {}).items() if b not in brands}
         published = _publish(index_dir, old, new, old.manifest.get("fingerprint", {}), entry, skipped,
-                             _next_id(old), keep)
+                             _next_id(old), keep, prices)
     say(f"published {published}")
     return published
 

@@ -49,12 +49,15 @@ class Listing:
     position : int
         0-based ordinal of this listing in its source (blank and comment lines
         are not counted). Unique per source; results are keyed by it on resume.
+    line : int
+        1-based line of the manifest where the listing ends (0 for folders), for error messages.
     """
 
     listing: str
     path: pathlib.Path
     fields: Mapping[str, str] = dataclasses.field(hash=False)
     position: int
+    line: int = dataclasses.field(default=0, compare=False)
 
 
 def iter_listings(source: str | os.PathLike) -> Iterator[Listing]:
@@ -108,6 +111,16 @@ def manifest_columns(source: str | os.PathLike) -> list[str]:
             seen.update(dict.fromkeys(item.fields))
         return list(seen)
     return []
+
+
+def column_number(source: str | os.PathLike, name: str) -> int:
+    """1-based column of ``name`` in a CSV manifest's header (for ``file:line:column`` errors); 1 otherwise."""
+    src = pathlib.Path(source)
+    if _source_kind(src) != ".csv":
+        return 1
+    with _open_lines(src) as lines:
+        names, _ = _csv_header(src, csv.reader(lines))
+    return names.index(name) + 1 if name in names else 1
 
 
 # --- sources ---------------------------------------------------------------
@@ -173,11 +186,11 @@ def _iter_txt(src: pathlib.Path) -> Iterator[Listing]:
     base = src.resolve().parent
     position = 0
     with _open_lines(src) as lines:
-        for line in lines:
+        for lineno, line in enumerate(lines, start=1):
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            yield Listing(text, _resolve(base, text), types.MappingProxyType({}), position)
+            yield Listing(text, _resolve(base, text), types.MappingProxyType({}), position, lineno)
             position += 1
 
 
@@ -202,7 +215,7 @@ def _iter_csv(src: pathlib.Path) -> Iterator[Listing]:
             if not raw:
                 raise ListingsError(f"{src}:{line}:{path_col + 1}: empty 'path'")
             fields = {name: (row[i] if i < len(row) else "") for i, name in extras}
-            yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position)
+            yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, line)
             position += 1
 
 
@@ -249,7 +262,7 @@ def _iter_jsonl(src: pathlib.Path) -> Iterator[Listing]:
             if not raw:
                 raise ListingsError(f"{src}:{lineno}:1: empty \"path\"")
             fields = {str(k): _field_text(v) for k, v in obj.items() if k != "path"}
-            yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position)
+            yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, lineno)
             position += 1
 
 

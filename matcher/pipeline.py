@@ -51,6 +51,7 @@ class BrandScore:
     copy_score: float  # P(listing is an edited copy of ``reference``)
     similarity: float
     inliers: int
+    keypoints: tuple[tuple[float, float, float, float], ...] = ()  # see matched_keypoints
 
 
 @dataclass
@@ -152,6 +153,19 @@ def global_brand_score(version: IndexVersion, ev: ListingEvidence) -> float:
     return float(version.scorer.brand_global.predict(brand_x).max()) if len(brand_x) else 0.0
 
 
+def matched_keypoints(version: IndexVersion, ev: ListingEvidence, ref_id: int,
+                      limit: int = 32) -> tuple[tuple[float, float, float, float], ...]:
+    """Up to ``limit`` verified inlier pairs with a reference, as (listing x, listing y, reference x, reference y),
+    each normalised by its image's width or height to [0, 1]; () when verification found none."""
+    found = ev.verification.get(ref_id)
+    if found is None or found.inliers == 0 or not all(ev.image_size):
+        return ()
+    ref_w, ref_h = version.local_features[version.row_of_id[ref_id]].size
+    (w, h), keep = ev.image_size, np.linspace(0, found.inliers - 1, min(limit, found.inliers)).astype(int)
+    pairs = np.hstack([found.query_points[keep] / (w, h), found.reference_points[keep] / (ref_w, ref_h)])
+    return tuple(tuple(round(float(v), 3) for v in row) for row in np.clip(pairs, 0.0, 1.0))
+
+
 def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome:
     """Apply the calibrated models (global or full, by what ran) and pick the verdict."""
     scorer = version.scorer
@@ -171,7 +185,7 @@ def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome
         c = by_id[ref_id]
         rows.append(BrandScore(brand=brand, reference=version.reference(ref_id).path, ref_id=ref_id,
                                score=float(p), copy_score=float(copy_p[ref_id]), similarity=c.similarity,
-                               inliers=c.inliers))
+                               inliers=c.inliers, keypoints=matched_keypoints(version, ev, ref_id)))
     rows.sort(key=lambda b: -b.score)
     top = rows[0]
     return ListingOutcome(evidence=ev, brands=rows, verdict=verdict(top.score, top.copy_score, scorer.threshold))
@@ -185,6 +199,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         return []
     vectors = version.whitening.apply(embedder.describe(list(images)))
     evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude)
+    for ev, image in zip(evidence, images):
+        ev.image_size = image.size
     doubtful = []
     for i, ev in enumerate(evidence):
         if settings.force_full or global_brand_score(version, ev) >= version.scorer.verify_gate:

@@ -19,8 +19,11 @@ from PIL import Image
 
 from .api import Matcher, MatchResult
 from .errors import ImageError
+from .brands import check_listing_prices, parse_price
 from .listings import Listing, iter_listings, manifest_columns
+from .ranking import rank_results
 from .reader import DecodePool, read_listing
+from .suspicion import assess
 from .writers import open_writer
 
 
@@ -35,6 +38,7 @@ class ScanSummary:
     verdicts: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
     top: list[dict] = field(default_factory=list)
+    kept: int | None = None  # rows left in the results file after --min-suspicion (None: not ranked)
 
     @property
     def per_second(self) -> float:
@@ -44,23 +48,45 @@ class ScanSummary:
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
         resumed = f" ({self.skipped} already done)" if self.skipped else ""
+        dropped = self.total + self.skipped - self.kept if self.kept is not None else 0
+        filtered = f"; {dropped} below --min-suspicion left out" if dropped > 0 else ""
         return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
-                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}")
+                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{filtered}")
 
 
-def result_row(listing: Listing, result: MatchResult, top_k: int) -> dict:
-    """The results-file row of one listing (RESULT_FIELDS, manifest extras, position, matches)."""
+def result_row(listing: Listing, result: MatchResult, top_k: int, typical_prices: dict[str, float]) -> dict:
+    """The results-file row of one listing (RESULT_FIELDS, manifest extras, position, matches).
+
+    The best match also carries its verified ``keypoints`` (see ``api.Match``) when it has any.
+    typical_prices : brand -> typical price (the index's brands.csv), for the suspicion's price signal
+    """
     row = dict(listing.fields)
+    matches = [{"brand": m.brand, "reference": m.reference, "score": m.score, "copy_score": m.copy_score,
+                "inliers": m.inliers} for m in result.matches[:top_k]]
+    if matches and result.matches[0].keypoints:
+        matches[0]["keypoints"] = [list(pair) for pair in result.matches[0].keypoints]
     row.update({
         "listing": listing.listing, "listing_id": listing.fields.get("listing_id", ""),
         "status": result.status, "error": result.error,
         "verdict": result.verdict if result.ok else "",
         "brand": result.brand or "", "reference": result.reference or "",
-        "score": round(result.score, 6) if result.ok else None, "position": listing.position,
-        "matches": [{"brand": m.brand, "reference": m.reference, "score": m.score, "copy_score": m.copy_score,
-                     "inliers": m.inliers} for m in result.matches[:top_k]],
+        "score": round(result.score, 6) if result.ok else None,
+        "suspicion": None, "explanation": "", "path": str(listing.path),
+        "position": listing.position, "matches": matches,
     })
+    if result.ok:
+        found = assess(result.verdict, result.brand, result.reference, result.score,
+                       title=listing.fields.get("title", ""), price=_price_or_none(listing.fields.get("price", "")),
+                       typical_price=typical_prices.get(result.brand or ""))
+        row.update(suspicion=found.value, explanation=found.explanation)
     return row
+
+
+def _price_or_none(text: str) -> float | None:
+    try:
+        return parse_price(text)
+    except ValueError:  # check_listing_prices refused these before the scan; be safe for API callers
+        return None
 
 
 def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
@@ -76,8 +102,14 @@ def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
 
 def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
          resume: bool = False, batch_size: int = 32, keep_top: int = 10,
-         on_batch: Callable[[int], None] | None = None, workers: int | None = None) -> ScanSummary:
+         on_batch: Callable[[int], None] | None = None, workers: int | None = None,
+         rank: bool = True, min_suspicion: float = 0.0) -> ScanSummary:
     """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
+
+    Rows are written in input order as the scan goes; when every listing has its row and ``rank`` is set, the
+    file is rewritten most suspicious first (``ranking.rank_results``), dropping decoded rows whose suspicion
+    is below ``min_suspicion`` (failed rows always stay). A manifest ``price`` that is not a price is refused
+    before any work, with its file:line:column.
 
     on_batch : called with the number of listings just written (for progress bars)
     keep_top : how many of the most suspicious ok rows the summary keeps for printing
@@ -85,6 +117,8 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
               matching time; N: N processes from the second batch on; 0: decode in this process)
     """
     results_path = Path(results_path)
+    check_listing_prices(source)
+    typical_prices = matcher.typical_prices
     summary = ScanSummary(results=results_path)
     started = time.perf_counter()
     memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
@@ -106,18 +140,20 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
                 memo[digest] = result
             for item, digest, image in rows:
                 result = MatchResult.failed(image) if isinstance(image, ImageError) else memo[digest]
-                row = result_row(item, result, top_k)
+                row = result_row(item, result, top_k, typical_prices)
                 writer.write(row)
                 summary.total += 1
                 summary.statuses[result.status] += 1
                 if result.ok:
                     summary.verdicts[result.verdict] += 1
                     summary.top.append(row)
-            summary.top = sorted(summary.top, key=lambda r: -r["score"])[:keep_top]
+            summary.top = sorted(summary.top, key=lambda r: (-r["suspicion"], r["position"]))[:keep_top]
             while len(memo) > 10_000:
                 memo.popitem(last=False)
             writer.flush()
             if on_batch:
                 on_batch(len(batch))
+    if rank:
+        summary.kept = rank_results(results_path, min_suspicion=min_suspicion)
     summary.seconds = time.perf_counter() - started
     return summary

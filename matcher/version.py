@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from .images import file_sha256
+from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
 from .score import Scorer
 from .store import ReferenceRecord
 from .verify import LocalFeatures, pack_features, unpack_features
 from .whiten import Whitening
 
+THUMBNAILS = "thumbnails.npz"
 FINGERPRINT_KEYS = ("descriptor", "backbone_timm", "weights_sha256", "preprocessing", "runtime")
 
 
@@ -34,6 +35,8 @@ class IndexVersion:
     raw_descriptors : float32 (n, D), kept to refit whitening
     background : whitened background-photo vectors float32 (m, d)
     local_features : one LocalFeatures per reference, same order
+    thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
+        saving, not loaded by ``open`` (use ``load_thumbnails``)
     """
 
     manifest: dict
@@ -46,6 +49,7 @@ class IndexVersion:
     scorer: Scorer | None  # None only while build.py fits it
     index: VectorIndex
     folder: Path | None = None
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
     row_of_id: dict[int, int] = field(init=False)
 
     def __post_init__(self):
@@ -72,6 +76,16 @@ class IndexVersion:
         np.save(folder / "background.npy", self.background)
         np.savez(folder / "local_features.npz", **pack_features(self.local_features))
         (folder / "scorer.json").write_text(json.dumps(self.scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
+        if self.thumbnails:
+            arrays = {str(i): np.frombuffer(jpeg, np.uint8) for i, jpeg in self.thumbnails.items()}
+            np.savez(folder / THUMBNAILS, **arrays)
+
+    def load_thumbnails(self) -> dict[int, bytes]:
+        """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails)."""
+        if not self.thumbnails and self.folder is not None and (self.folder / THUMBNAILS).is_file():
+            with np.load(self.folder / THUMBNAILS) as arrays:
+                self.thumbnails = {int(key): arrays[key].tobytes() for key in arrays.files}
+        return self.thumbnails
 
     # ---------------------------------------------------------------- reading
     @classmethod
@@ -104,6 +118,29 @@ class IndexVersion:
         if [r.id for r in references] != sorted(int(i) for i in ids):
             raise IndexCorruptError(f"{folder}: references.csv and vectors.faiss hold different ids")
         return version
+
+
+def reference_thumbnails(index_dir: str | Path) -> dict[str, bytes]:
+    """Reference path (as in results' ``reference``) -> JPEG thumbnail of the published version.
+
+    An index made before thumbnails were stored falls back to the photos in its catalog folder, when it still
+    exists; references found in neither are left out.
+    """
+    folder, manifest = published_manifest(index_dir)
+    references = store.read_references(folder / "references.csv")
+    path = folder / THUMBNAILS
+    if path.is_file():
+        with np.load(path) as arrays:
+            stored = {int(key): arrays[key].tobytes() for key in arrays.files}
+        return {r.path: stored[r.id] for r in references if r.id in stored}
+    catalog = Path(manifest.get("catalog", ""))
+    found = {}
+    for r in references:
+        try:
+            found[r.path] = thumbnail_jpeg(load_image(catalog / r.path))
+        except ImageError:
+            continue
+    return found
 
 
 def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:

@@ -24,7 +24,9 @@ from typing import Iterator, Mapping, Sequence
 
 from matcher.errors import MatcherError
 
-RESULT_FIELDS = ["listing", "listing_id", "status", "error", "verdict", "brand", "reference", "score"]
+RESULT_FIELDS = ["listing", "listing_id", "status", "error", "verdict", "brand", "reference", "score",
+                 "suspicion", "explanation", "path"]
+NUMBER_FIELDS = ("score", "suspicion")
 RESULT_SUFFIXES = (".jsonl", ".csv")
 
 
@@ -70,7 +72,7 @@ class ResultWriter:
 
     def __init__(self, path: str | os.PathLike, *, extra_fields: Sequence[str] = (), resume: bool = False):
         self.path = pathlib.Path(path)
-        self.format = _result_format(self.path)
+        self.format = result_format(self.path)
         self.columns = _columns(extra_fields)
         self.finished_positions: set[int] = set()
         needs_header = self.format == "csv"
@@ -142,17 +144,17 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     """Read a results file back as a list of dicts.
 
     JSONL rows come back as written. CSV values are strings, except
-    ``position`` (int), ``score`` (float, or None when empty) and ``matches``
+    ``position`` (int), ``score`` and ``suspicion`` (float, or None when empty) and ``matches``
     (decoded from JSON; the key is left out when empty, as in JSONL).
     A torn last line is ignored.
     """
     path = pathlib.Path(path)
-    fmt = _result_format(path)
+    fmt = result_format(path)
     if not path.is_file():
         raise MatcherError(f"{path}: no such results file")
     rows: list[dict] = []
     header = None
-    for _, value in _records(path, fmt):
+    for _, value in iter_records(path, fmt):
         if value is None:
             continue
         if fmt == "jsonl":
@@ -167,7 +169,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 # --- helpers ---------------------------------------------------------------
 
 
-def _result_format(path: pathlib.Path) -> str:
+def result_format(path: pathlib.Path) -> str:
     """Return 'jsonl' or 'csv' from the suffix, or raise MatcherError."""
     suffix = path.suffix.lower()
     if suffix not in RESULT_SUFFIXES:
@@ -221,11 +223,12 @@ def _typed_csv_row(row: dict) -> dict:
     """Parse position, score and matches of a CSV row read back as strings."""
     if row.get("position", "").isdigit():
         row["position"] = int(row["position"])
-    if "score" in row:
-        try:
-            row["score"] = float(row["score"]) if row["score"] else None
-        except ValueError:
-            pass  # not a number: keep the text
+    for name in NUMBER_FIELDS:
+        if name in row:
+            try:
+                row[name] = float(row[name]) if row[name] else None
+            except ValueError:
+                pass  # not a number: keep the text
     if row.get("matches"):
         row["matches"] = json.loads(row["matches"])
     else:
@@ -242,7 +245,7 @@ def _check_existing(path: pathlib.Path, fmt: str, header: list[str]) -> tuple[se
     positions: set[int] = set()
     keep = 0
     found_header = None
-    for end, value in _records(path, fmt):
+    for end, value in iter_records(path, fmt):
         if fmt == "csv" and found_header is None:
             found_header = value
             if value != header:
@@ -256,7 +259,7 @@ def _check_existing(path: pathlib.Path, fmt: str, header: list[str]) -> tuple[se
     return positions, keep
 
 
-def _records(path: pathlib.Path, fmt: str) -> Iterator[tuple[int, object]]:
+def iter_records(path: pathlib.Path, fmt: str) -> Iterator[tuple[int, object]]:
     """Yield ``(end_offset, value)`` for each complete, valid record of a results file.
 
     ``value`` is a dict (JSONL), a list of cells (CSV; the first is the

@@ -35,6 +35,10 @@ TITLES = ("{name} 1 L, fresh stock", "{name} - best price, fast delivery", "Orig
 REPLICA_TITLES = ("AAA replica 1:1 {name}", "{name} 1:1 copy, top quality", "High copy {name} - cheap")
 UNRELATED_TITLES = ("Art print, framed", "Home decor bundle", "Used item - like new", "Poster 50x70 cm",
                     "Gift set for him", "Wall picture, canvas", "Vintage collectible")
+# brands.csv at the catalog root: invented typical shelf prices (EUR), the price signal of the suspicion score
+TYPICAL_PRICES = {"Alpro-Fresh-Soy-Milk": "2.19", "Arla-Medium-Fat-Milk": "1.29", "Arla-Sour-Milk": "1.49",
+                  "Oatly-Natural-Oatghurt": "2.79", "Tropicana-Apple-Juice": "3.49", "Tropicana-Juice-Smooth": "3.49",
+                  "Valio-Vanilla-Yoghurt": "1.99", "Yoggi-Vanilla-Yoghurt": "1.89"}
 BROKEN_HTML = ("<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n"
                "<body><h1>Not Found</h1><p>The requested image was not found on this server.</p></body></html>\n")
 
@@ -159,11 +163,12 @@ def write_listings(demo: Path, listings: list[Listing], rng: np.random.Generator
 
 
 def _make_duplicate(out_dir: Path, rows: list[tuple[str, Listing]], name: str) -> None:
-    """Re-post the first copy listing byte for byte as ``name`` (same seller, two ads)."""
+    """Re-post the first copy listing byte for byte as ``name``: the same image in a plain ad at the brand's
+    typical price (the first one is titled as a replica at a fraction of it)."""
     path, listing = next((p, item) for p, item in rows if item.kind == "copy")
     shutil.copyfile(out_dir / Path(path).name, out_dir / name)
     repost = Listing(None, listing.kind, listing.brand, listing.reference, listing.edits,
-                     listing.title + " (repost)", listing.price)
+                     TITLES[0].format(name=_display_name(listing.brand)), TYPICAL_PRICES[listing.brand])
     rows.append((f"listings/{name}", repost))
 
 
@@ -176,8 +181,12 @@ folder of marketplace listings, some of which copy or imitate the catalog.
 * `holdout/<brand>/` - one more genuine photo per brand, kept out of the catalog; the
   `same_product` listings are made from these ("another photo of the same product").
 * `listings/` - the marketplace side: {counts}.
+* `catalog/brands.csv` - `brand,typical_price`: the brands' usual prices (invented), kept in the index
+  and used by the suspicion score to notice listings priced far below them.
 * `listings.csv` - the listings as a marketplace export: `path,listing_id,title,price`
-  (`path` relative to this folder). Titles and prices are invented.
+  (`path` relative to this folder). Titles and prices are invented; `listing_01.jpg` (titled as a
+  1:1 copy at a fraction of the price) and its byte-identical repost (a plain ad at the typical
+  price) show how the title and price raise the suspicion of the same image.
 * `listings_truth.csv` - the answers: `listing,kind,brand,reference`, where kind is
   `copy` (an edited copy of `catalog/<reference>`), `same_product` (another photo of `brand`),
   `none` (unrelated) or `bad` (not an image). Two files are byte-identical reposts of one copy,
@@ -235,6 +244,8 @@ def main(argv=None) -> int:
     listings = (copy_listings(demo, rng, backgrounds) + same_product_listings(held_out, rng)
                 + unrelated_listings(rng, backgrounds) + [Listing(None, "bad", title="Photo", price="1.00")])
     write_listings(demo, listings, rng)
+    with open(demo / "catalog" / "brands.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([("brand", "typical_price"), *sorted(TYPICAL_PRICES.items())])
     kinds = {}
     with open(demo / "listings_truth.csv", newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):

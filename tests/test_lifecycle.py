@@ -351,3 +351,23 @@ def test_cli_add_remove_gc(index, catalog_c):
     assert store.list_versions(index) == [store.current_version(index)]
     code, out = run("index", "add", index / "missing", catalog_c)
     assert code != 0 and out.startswith("error:") and "missing" in out
+
+
+def test_typical_prices_and_thumbnails_follow_add_and_remove(index, catalog_c, embedder):
+    from matcher.version import published_manifest, reference_thumbnails
+
+    (catalog_c / "brands.csv").write_text(f"brand,typical_price\n{C},3.49\n", encoding="utf-8")
+    add_to_index(index, catalog_c, embedder=embedder)
+    _, manifest = published_manifest(index)
+    assert manifest["typical_prices"] == {C: pytest.approx(3.49)}
+    thumbnails = reference_thumbnails(index)
+    assert {path.split("/")[0] for path in thumbnails} == {A, B, C} and len(thumbnails) == 9
+
+    remove_from_index(index, [C])
+    _, manifest = published_manifest(index)
+    assert manifest["typical_prices"] == {}
+    assert {path.split("/")[0] for path in reference_thumbnails(index)} == {A, B}
+
+    (catalog_c / "brands.csv").write_text("brand,typical_price\nNot-A-Brand,3.49\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"brands\.csv:2:1: brand 'Not-A-Brand' has no folder"):
+        add_to_index(index, catalog_c, embedder=embedder)

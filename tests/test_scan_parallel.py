@@ -34,6 +34,8 @@ def crashing_read(path: str, name: str):
 class FakeMatcher:
     """Matches nothing, instantly: for tests of the scan's plumbing."""
 
+    typical_prices: dict = {}
+
     def match_decoded(self, images):
         return [MatchResult(status="ok") for _ in images]
 
