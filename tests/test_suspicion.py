@@ -194,15 +194,26 @@ def test_cli_scan_min_suspicion_and_bad_price(demo_index, tmp_path):
 
     from matcher.cli import app
 
-    out = tmp_path / "results.csv"
+    out, page = tmp_path / "results.csv", tmp_path / "report.html"
     result = CliRunner().invoke(app, ["scan", str(REPO / "demo" / "listings.csv"), "--index", str(demo_index),
-                                      "--out", str(out), "--min-suspicion", "0.5", "--workers", "0"])
+                                      "--out", str(out), "--min-suspicion", "0.5", "--workers", "0",
+                                      "--report", str(page)])
     assert result.exit_code == 0, result.output
     rows = read_results(out)
     suspicions = [r["suspicion"] for r in rows if r["status"] == "ok"]
     assert suspicions == sorted(suspicions, reverse=True) and min(suspicions) >= 0.5
     assert [r["listing"] for r in rows if r["status"] != "ok"] == ["listings/broken.jpg"]
     assert "below --min-suspicion left out" in result.output
+    suspects = [r for r in rows if r["verdict"] in ("copy", "same_product")]
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<article class="card"') == len(suspects) > 10
+    assert "listings/broken.jpg" in html and f"report {page}" in result.output
+
+    again = tmp_path / "again.html"
+    result = CliRunner().invoke(app, ["report", str(out), "--index", str(demo_index), "--out", str(again)])
+    assert result.exit_code == 0 and again.read_text(encoding="utf-8").count('<article class="card"') == len(suspects)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nope.jsonl"), "--index", str(demo_index)])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {tmp_path / 'nope.jsonl'}: no such results file"
 
     bad = tmp_path / "bad.csv"
     bad.write_text(f"path,title,price\n{LISTINGS / 'listing_01.jpg'},x,one euro\n", encoding="utf-8")
