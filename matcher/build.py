@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import augment, store
-from .calibrate import fit_scorer, make_listings, training_rows
+from .calibrate import add_gate, fit_scorer, make_listings, training_rows
 from .catalog import scan_catalog
 from .embed import Embedder
 from .errors import CatalogError, ImageError
@@ -110,6 +110,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     evidence = collect_evidence(version, embedder, [s.image for s in listings],
                                 CascadeSettings(force_full=True), exclude=[set(s.exclude) for s in listings])
     version.scorer, calibration = fit_scorer(training_rows(evidence, listings))
+    version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)
+    calibration.update(gate_summary)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with store.writer_lock(out_dir):  # one writer at a time; readers are never blocked

@@ -12,7 +12,7 @@ No labelled listing is ever needed: the labels come from how each synthetic list
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +20,7 @@ from PIL import Image
 
 from . import augment
 from .evidence import GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, copy_feature_rows
+from .gate import fit_gate, gate_features
 from .score import Scorer, fit_logistic
 
 
@@ -96,3 +97,26 @@ def fit_scorer(rows: dict[str, np.ndarray], *, l2: float = 1.0) -> tuple[Scorer,
     summary = {"brand_rows": int(len(by)), "brand_positives": int(by.sum()),
                "copy_rows": int(len(cy)), "copy_positives": int(cy.sum()), "verify_gate": gate}
     return scorer, summary
+
+
+def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> tuple[Scorer, dict]:
+    """Fit the cascade's gate (``gate.py``) on the synthetic listings' evidence (every stage forced on).
+
+    A listing is worth the expensive stages when it shows a catalog brand (copy or same_product) and the full
+    models give that brand a score at or above the operating threshold.
+    """
+    worth = []
+    for ev, listing in zip(evidence, listings):
+        brands, _, brand_x = brand_feature_rows(ev)
+        if listing.kind not in ("copy", "same_product") or listing.brand not in brands:
+            worth.append(False)
+            continue
+        row = brand_x[[brands.index(listing.brand)]]
+        worth.append(bool(scorer.brand_full.predict(row)[0] >= scorer.threshold))
+    worth = np.asarray(worth, bool)
+    features = gate_features(scorer, evidence)
+    model, threshold = fit_gate(features, worth)
+    passed = model.predict(features) >= threshold
+    summary = {"gate_threshold": threshold, "gate_positives": int(worth.sum()),
+               "gate_pass_rate_negatives": float(passed[~worth].mean()) if (~worth).any() else None}
+    return replace(scorer, gate=model, gate_threshold=threshold), summary

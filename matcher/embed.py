@@ -52,6 +52,19 @@ def gem(feature_map: np.ndarray, p: float) -> np.ndarray:
     return np.power(np.power(np.maximum(feature_map, 1e-6), p).mean(axis=(2, 3)), 1.0 / p).astype(np.float32)
 
 
+WINDOWS = 5  # feature-map windows per image: 4 overlapping quadrants + the centre
+
+
+def window_descriptors(feature_map: np.ndarray, p: float) -> np.ndarray:
+    """GeM of WINDOWS parts of a feature map (n, c, h, w): the four corner windows (~55% of each side) and the
+    centre (60%) -> L2-normalised float32 (n, WINDOWS, c)."""
+    _, _, h, w = feature_map.shape
+    kh, kw = max(1, round(0.55 * h)), max(1, round(0.55 * w))
+    boxes = [(0, kh, 0, kw), (0, kh, w - kw, w), (h - kh, h, 0, kw), (h - kh, h, w - kw, w),
+             (h // 5, h - h // 5, w // 5, w - w // 5)]
+    return np.stack([l2_normalise(gem(feature_map[:, :, a:b, c:d], p)) for a, b, c, d in boxes], axis=1)
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero); float32 (n, d)."""
     x = np.asarray(x, dtype=np.float32)
@@ -101,13 +114,26 @@ class Embedder:
 
     def describe(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images -> float32 (n, dim) L2-normalised raw descriptors."""
+        return self.describe_with_windows(images, windows=False)[0]
+
+    def describe_with_windows(self, images: Sequence[Image.Image], *,
+                              windows: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Raw descriptors (n, dim) and, from the same CNN pass, descriptors of WINDOWS feature-map windows
+        (n, WINDOWS, dim), L2-normalised (the windows come from the first input size; (n, 0, dim) if not asked).
+
+        A window descriptor costs no CNN work: it pools a part of the feature map, a coarse look at an image
+        region (used by the cascade's gate to notice a product shown small inside a larger picture).
+        """
         out = np.zeros((len(images), self.dim), dtype=np.float32)
+        parts = np.zeros((len(images), WINDOWS if windows else 0, self.dim), dtype=np.float32)
         pre = self.spec.preprocessing
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             total = np.zeros((len(chunk), self.dim), np.float32)
-            for size in self.config.sizes:
+            for k, size in enumerate(self.config.sizes):
                 feature_map = self.runner.run(to_batch(chunk, size, pre.mean, pre.std))
                 total += l2_normalise(gem(feature_map, self.config.gem_p))
+                if windows and k == 0:
+                    parts[start:start + len(chunk)] = window_descriptors(feature_map, self.config.gem_p)
             out[start:start + len(chunk)] = total
-        return l2_normalise(out)
+        return l2_normalise(out), parts

@@ -46,6 +46,7 @@ class ListingEvidence:
     regions_searched: bool = False
     verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
+    window_similarity: float = -1.0  # best cosine of a feature-map window to any reference (gate.py)
 
 
 # Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.

@@ -1,7 +1,7 @@
 """The matching cascade for a batch of decoded images: embed -> search -> (regions, verify) -> score.
 
-Every listing gets the cheap global stage. Only listings whose global brand score reaches the index's
-``verify_gate`` (they might match something) get the expensive stages: a search over image regions
+Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
+match something) get the expensive stages: a search over image regions
 (half-size windows on a 2 x 2 grid and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
 marketplace traffic, stay cheap.
 """
@@ -16,6 +16,7 @@ from PIL import Image
 
 from .embed import Embedder
 from .evidence import Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
+from .gate import passes_gate
 from .score import verdict
 from .verify import LocalFeatures, extract_local_features, mirror_features, verify_pair
 from .version import IndexVersion
@@ -29,14 +30,16 @@ class CascadeSettings:
     verify_top : how many of the best candidates get SIFT verification
     regions : search image regions for doubtful listings
     region_grid : windows per side of the region lattice (2 -> the 4 quadrants + a centre crop; 3 -> 9 + 1)
+    sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
     candidates: int = 20
-    verify_top: int = 8
+    verify_top: int = 6
     regions: bool = True
     region_grid: int = 2
     verify: bool = True
+    sift_long_side: int = 320
     force_full: bool = False
 
 
@@ -98,6 +101,22 @@ def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
     return out
 
 
+def add_window_similarity(version: IndexVersion, evidence: Sequence[ListingEvidence], windows: np.ndarray, *,
+                          exclude: Sequence[set[int]] | None = None) -> None:
+    """Set each listing's ``window_similarity``: the best cosine between its feature-map windows
+    (raw, (n, WINDOWS, D)) and any reference not hidden from it."""
+    n, per_image = windows.shape[:2]
+    if n == 0 or per_image == 0:
+        return
+    extra = max((len(e) for e in exclude), default=0) if exclude else 0
+    sims, ids = version.index.search(version.whitening.apply(windows.reshape(n * per_image, -1)), 1 + extra)
+    sims, ids = sims.reshape(n, -1), ids.reshape(n, -1)
+    for i, ev in enumerate(evidence):
+        hidden = exclude[i] if exclude else set()
+        kept = [float(s) for s, r in zip(sims[i], ids[i]) if r >= 0 and int(r) not in hidden]
+        ev.window_similarity = max(kept, default=-1.0)
+
+
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
                         evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, grid: int = 3,
                         per_region: int = 5, exclude: Sequence[set[int]] | None = None) -> None:
@@ -147,12 +166,6 @@ def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvi
     ev.verified = True
 
 
-def global_brand_score(version: IndexVersion, ev: ListingEvidence) -> float:
-    """The best brand score from global features alone (0 when there is no candidate)."""
-    _, _, brand_x = brand_feature_rows(ev)
-    return float(version.scorer.brand_global.predict(brand_x).max()) if len(brand_x) else 0.0
-
-
 def matched_keypoints(version: IndexVersion, ev: ListingEvidence, ref_id: int,
                       limit: int = 32) -> tuple[tuple[float, float, float, float], ...]:
     """Up to ``limit`` verified inlier pairs with a reference, as (listing x, listing y, reference x, reference y),
@@ -197,17 +210,20 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
     """The cascade's evidence for decoded RGB images, one ListingEvidence per image, same order."""
     if not images:
         return []
-    vectors = version.whitening.apply(embedder.describe(list(images)))
+    raw, windows = embedder.describe_with_windows(list(images))
+    vectors = version.whitening.apply(raw)
     evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude)
+    add_window_similarity(version, evidence, windows, exclude=exclude)
     for ev, image in zip(evidence, images):
         ev.image_size = image.size
-    doubtful = []
-    for i, ev in enumerate(evidence):
-        if settings.force_full or global_brand_score(version, ev) >= version.scorer.verify_gate:
-            doubtful.append(i)
+    if settings.force_full:
+        doubtful = list(range(len(images)))
+    else:
+        doubtful = [int(i) for i in np.flatnonzero(passes_gate(version.scorer, evidence))]
     # SIFT extraction (OpenCV, releases the GIL) runs in a thread while the CNN embeds the regions
     with ThreadPoolExecutor(max_workers=1) as pool:
-        features = [pool.submit(extract_local_features, images[i]) for i in doubtful] if settings.verify else []
+        features = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side)
+                     for i in doubtful] if settings.verify else [])
         if doubtful and settings.regions:
             add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful],
                                 vectors[doubtful], grid=settings.region_grid,

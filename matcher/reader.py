@@ -189,8 +189,12 @@ class DecodePool(contextlib.AbstractContextManager):
 
     def _start_pool(self) -> None:
         """Start the pool, or replace a broken one; if none can start, decode in this process from now on."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)  # broken: all its futures are done now
+        if self._executor is not None:  # broken: all its futures are done now
+            # A surviving worker can block forever writing its result to the dead pool's pipe, and shutdown
+            # would wait for it (CPython gh-94777): stop the survivors first; their listings are redone.
+            for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+                process.terminate()
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         try:
             self._executor = self._new_executor()

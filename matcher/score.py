@@ -91,19 +91,26 @@ class Scorer:
     copy_global: LogisticModel
     copy_full: LogisticModel
     threshold: float = 0.5
-    verify_gate: float = 0.02  # listings whose global brand score stays below this skip the expensive stages
+    verify_gate: float = 0.02  # without a gate model: global brand scores below this skip the expensive stages
+    gate: LogisticModel | None = None  # gate.py: P(worth the expensive stages) from cheap features
+    gate_threshold: float = 0.0
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "brand_global": self.brand_global.to_dict(), "brand_full": self.brand_full.to_dict(),
             "copy_global": self.copy_global.to_dict(), "copy_full": self.copy_full.to_dict(),
             "threshold": self.threshold, "verify_gate": self.verify_gate,
         }
+        if self.gate is not None:
+            d.update(gate=self.gate.to_dict(), gate_threshold=self.gate_threshold)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scorer":
         models = {k: LogisticModel.from_dict(d[k]) for k in ("brand_global", "brand_full", "copy_global", "copy_full")}
-        return cls(**models, threshold=float(d["threshold"]), verify_gate=float(d["verify_gate"]))
+        gate = LogisticModel.from_dict(d["gate"]) if d.get("gate") else None
+        return cls(**models, threshold=float(d["threshold"]), verify_gate=float(d["verify_gate"]), gate=gate,
+                   gate_threshold=float(d.get("gate_threshold", 0.0)))
 
 
 def verdict(brand_score: float, copy_score: float, threshold: float) -> str:

@@ -6,7 +6,7 @@ Usage::
 
 Runs the stages one after another on the same decoded listings (every listing through every stage, as a
 listing in doubt would go) and prints the wall time per listing of: decode, global descriptor (CNN), search,
-region search (10 windows: CNN + search), SIFT extraction of the listing, verification of the top candidates,
+the gate (feature-map windows search + gate model), region search (the cascade's windows: CNN + search), SIFT extraction of the listing, verification of the top candidates,
 scoring. The machine is shared and noisy: compare figures from one run with each other, not across runs.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from matcher.api import Matcher  # noqa: E402
 from matcher.images import load_image  # noqa: E402
 from matcher.listings import iter_listings  # noqa: E402
-from matcher.pipeline import (add_region_evidence, add_verification, global_evidence,  # noqa: E402
-                              score_evidence)
+from matcher.gate import passes_gate  # noqa: E402
+from matcher.pipeline import (add_region_evidence, add_verification, add_window_similarity,  # noqa: E402
+                              global_evidence, score_evidence)
 from matcher.errors import ImageError  # noqa: E402
 from matcher.verify import extract_local_features  # noqa: E402
 
@@ -50,11 +51,15 @@ def main() -> int:
             images.append(timed("decode", load_image, p))
         except ImageError:
             pass
-    vectors = timed("global CNN", lambda: version.whitening.apply(embedder.describe(images)))
+    raw, windows = timed("global CNN", embedder.describe_with_windows, images)
+    vectors = version.whitening.apply(raw)
     evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
-    timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors)
+    timed("gate (windows search)", add_window_similarity, version, evidence, windows)
+    timed("gate (model)", passes_gate, version.scorer, evidence)
+    timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors,
+          grid=settings.region_grid)
     for image, ev in zip(images, evidence):
-        query = timed("SIFT extract", extract_local_features, image)
+        query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side)
         timed("verify top candidates", add_verification, version, query, ev, settings.verify_top)
     for ev in evidence:
         timed("score", score_evidence, version, ev)
@@ -64,7 +69,7 @@ def main() -> int:
         print(f"  {name:<24} {1000 * seconds / n:7.1f} ms/listing")
     total = sum(costs.values())
     print(f"  {'total (all stages)':<24} {1000 * total / n:7.1f} ms/listing = {n / total:.1f} listings/s")
-    cheap = costs["decode"] + costs["global CNN"] + costs["search"] + costs["score"]
+    cheap = sum(costs[k] for k in ("decode", "global CNN", "search", "gate (windows search)", "gate (model)", "score"))
     print(f"  {'cheap path only':<24} {1000 * cheap / n:7.1f} ms/listing = {n / cheap:.1f} listings/s")
     return 0
 

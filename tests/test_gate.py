@@ -1,0 +1,57 @@
+"""The cascade's gate: feature-map windows, the fitted gate model, and which listings get the expensive stages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matcher.embed import WINDOWS, gem, l2_normalise, window_descriptors
+from matcher.gate import GATE_FEATURES, fit_gate
+from matcher.score import LogisticModel, Scorer
+
+
+def test_window_descriptors_pool_the_corners_and_centre_of_the_feature_map():
+    rng = np.random.default_rng(0)
+    feature_map = rng.random((2, 16, 7, 7), dtype=np.float32)
+    feature_map[1, :, 3:, 3:] *= 10  # something bright in the bottom-right of the second image
+    windows = window_descriptors(feature_map, 3.0)
+    assert windows.shape == (2, WINDOWS, 16)
+    np.testing.assert_allclose(windows[:, 0], l2_normalise(gem(feature_map[:, :, :4, :4], 3.0)), rtol=1e-5)
+    np.testing.assert_allclose(windows[:, 3], l2_normalise(gem(feature_map[:, :, 3:, 3:], 3.0)), rtol=1e-5)
+    np.testing.assert_allclose(windows[:, 4], l2_normalise(gem(feature_map[:, :, 1:6, 1:6], 3.0)), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(windows, axis=2), 1.0, rtol=1e-5)
+
+
+def test_fit_gate_keeps_the_asked_recall_of_positives():
+    rng = np.random.default_rng(1)
+    positives = rng.normal(1.0, 1.0, (400, len(GATE_FEATURES)))
+    negatives = rng.normal(-1.0, 1.0, (1600, len(GATE_FEATURES)))
+    x = np.vstack([positives, negatives])
+    y = np.r_[np.ones(400, bool), np.zeros(1600, bool)]
+    model, threshold = fit_gate(x, y, recall=0.95)
+    passed = model.predict(x) >= threshold
+    assert passed[y].mean() == pytest.approx(0.95, abs=0.01)
+    assert passed[~y].mean() < 0.2  # most negatives stop after the cheap stage
+
+
+def test_scorer_round_trips_its_gate():
+    model = LogisticModel(np.zeros(2), np.ones(2), np.array([1.0, -1.0]), 0.5)
+    gate = LogisticModel(np.zeros(5), np.ones(5), np.arange(5.0), -1.0)
+    scorer = Scorer(model, model, model, model, gate=gate, gate_threshold=0.3)
+    restored = Scorer.from_dict(scorer.to_dict())
+    assert restored.gate_threshold == 0.3
+    np.testing.assert_array_equal(restored.gate.weights, gate.weights)
+    assert Scorer.from_dict(Scorer(model, model, model, model).to_dict()).gate is None  # older indexes
+
+
+def test_everyday_photos_stop_at_the_gate_and_catalog_products_go_on(demo_matcher, demo_truth):
+    """On the demo index: no unrelated listing pays for region search + SIFT, every copy and product photo does."""
+    from tests.conftest import DEMO
+
+    listings = [name for name, row in demo_truth.items() if row["kind"] != "bad"]
+    results = demo_matcher.match_many([DEMO / name for name in listings])
+    verified = {name: any(m.inliers >= 0 for m in r.matches) for name, r in zip(listings, results)}
+    kinds = {name: demo_truth[name]["kind"] for name in listings}
+    assert all(verified[n] for n in listings if kinds[n] in ("copy", "same_product"))
+    assert not any(verified[n] for n in listings if kinds[n] == "none")
+    gate = demo_matcher.version.manifest["calibration"]
+    assert 0.0 < gate["gate_threshold"] < 1.0 and gate["gate_positives"] > 50
