@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import augment
 from .evidence import GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, copy_feature_rows
-from .gate import fit_gate, gate_features
+from .gate import GATE_RECALL, fit_gate, gate_features
 from .score import Scorer, fit_logistic
 
 
@@ -117,6 +117,6 @@ def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> 
     features = gate_features(scorer, evidence)
     model, threshold = fit_gate(features, worth)
     passed = model.predict(features) >= threshold
-    summary = {"gate_threshold": threshold, "gate_positives": int(worth.sum()),
+    summary = {"gate_threshold": threshold, "gate_recall": GATE_RECALL, "gate_positives": int(worth.sum()),
                "gate_pass_rate_negatives": float(passed[~worth].mean()) if (~worth).any() else None}
     return replace(scorer, gate=model, gate_threshold=threshold), summary

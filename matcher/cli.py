@@ -78,6 +78,11 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
     typer.echo(f"descriptor: {json.dumps(fp.get('descriptor'))} -> whitened {manifest.get('dim')}-d, {manifest.get('metric')}")
     typer.echo(f"index type: {manifest.get('index_type')}, {size / 1e6:.1f} MB on disk")
     typer.echo(f"threshold:  {manifest.get('operating_threshold')} (brand score for a copy/same_product verdict)")
+    calibration = manifest.get("calibration", {})
+    if "gate_threshold" in calibration:
+        typer.echo(f"gate:       {calibration['gate_threshold']:.3f} (keeps {calibration.get('gate_recall', 0.99):.0%} "
+                   f"of the synthetic listings the full cascade detects; "
+                   f"{calibration['gate_pass_rate_negatives']:.0%} of the others pass)")
     counts = manifest.get("counts", {})
     typer.echo(f"brands:     {counts.get('brands')} brands, {counts.get('references')} references")
     prices = manifest.get("typical_prices", {})

@@ -66,7 +66,8 @@ def test_scan_csv_prints_summary_and_results_path(demo_index, tmp_path):
 
 def test_index_info_and_verify(demo_index):
     code, out = run("index", "info", demo_index)
-    assert code == 0 and "threshold" in out and "Alpro-Fresh-Soy-Milk: 5" in out
+    assert code == 0 and "threshold" in out and "Alpro-Fresh-Soy-Milk: 5, typical price 2.19" in out
+    assert "gate:" in out and "keeps 99% of the synthetic listings the full cascade detects" in out
     code, out = run("index", "info", demo_index, "--json")
     manifest = json.loads(out)
     assert manifest["counts"]["brands"] == 8 and manifest["fingerprint"]["weights_sha256"]
