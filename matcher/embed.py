@@ -40,11 +40,12 @@ class DescriptorConfig:
 
 def to_batch(images: Sequence[Image.Image], size: int, mean, std) -> np.ndarray:
     """Resize RGB images to size x size and normalise -> float32 array (n, 3, size, size)."""
-    arrays = np.stack(
-        [np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.uint8) for im in images]
-    ).astype(np.float32)
-    arrays = (arrays / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(arrays.transpose(0, 3, 1, 2), dtype=np.float32)
+    pixels = np.stack([np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.uint8) for im in images])
+    batch = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)  # cast and reorder in one pass
+    std = np.asarray(std, np.float32)
+    batch *= (1.0 / (255.0 * std)).reshape(1, 3, 1, 1)  # (x / 255 - mean) / std, in place
+    batch -= (np.asarray(mean, np.float32) / std).reshape(1, 3, 1, 1)
+    return batch
 
 
 def gem(feature_map: np.ndarray, p: float) -> np.ndarray:
