@@ -18,6 +18,7 @@ from .embed import DescriptorConfig, Embedder
 from .errors import ImageError
 from .images import load_image
 from .pipeline import CascadeSettings, ListingOutcome, run_cascade
+from .runtime import INT8_FAMILY
 from .score import VERDICT_NO_MATCH
 from .version import IndexVersion, published_manifest
 
@@ -76,10 +77,12 @@ class MatchResult:
 
 
 def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: int | None = None) -> Embedder:
-    """An embedder configured as the index's manifest says (backbone, input sizes, pooling)."""
+    """An embedder configured as the index's manifest says (backbone, input sizes, pooling, int8 or fp32)."""
     _, manifest = published_manifest(index_dir)
-    config = DescriptorConfig.from_dict(manifest.get("fingerprint", {}).get("descriptor", DescriptorConfig().as_dict()))
-    return Embedder(config, device=device, threads=threads)
+    fingerprint = manifest.get("fingerprint", {})
+    config = DescriptorConfig.from_dict(fingerprint.get("descriptor", DescriptorConfig().as_dict()))
+    runtime = "int8" if fingerprint.get("runtime") == INT8_FAMILY and device == "cpu" else "auto"
+    return Embedder(config, device=device, threads=threads, runtime=runtime)
 
 
 class Matcher:

@@ -17,6 +17,7 @@ import torch
 from .model import BackboneSpec
 
 RUNTIME_FAMILY = "fp32"
+INT8_FAMILY = "int8-qdq-v1"  # ONNX Runtime static int8 (quantize_int8's recipe); its vectors are not fp32's
 
 
 def cache_dir() -> Path:
@@ -70,12 +71,18 @@ class TorchRunner(FeatureRunner):
 class OnnxRunner(FeatureRunner):
     name = "onnxruntime"
 
-    def __init__(self, model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, threads: int | None):
+    def __init__(self, model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, threads: int | None,
+                 *, int8: bool = False):
         import onnxruntime
 
         path = cache_dir() / f"{spec.timm_name}-{weights_sha256[:16]}.onnx"
         if not path.is_file():
             export_onnx(model, spec, path)
+        if int8:
+            quantized = path.with_name(f"{path.stem}-{INT8_FAMILY}.onnx")
+            if not quantized.is_file():
+                quantize_int8(path, spec, quantized)
+            path, self.name, self.family = quantized, "onnxruntime-int8", INT8_FAMILY
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -105,11 +112,56 @@ def export_onnx(model: torch.nn.Module, spec: BackboneSpec, path: Path) -> None:
             os.unlink(temp)
 
 
+def quantize_int8(source: Path, spec: BackboneSpec, path: Path, *, calibration_images: int = 64) -> None:
+    """Static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations) of an fp32 ONNX graph.
+
+    Calibration: ``calibration_images`` crops of the bundled scikit-image photos (fixed seed), so the result
+    depends only on the weights and this recipe (``INT8_FAMILY``). Written to a temp file, then renamed.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .augment import background_photos
+    from .embed import to_batch  # embed imports this module: import here
+
+    rng = np.random.default_rng(0)
+    photos, crops = background_photos(), []
+    for i in range(calibration_images):
+        photo = photos[i % len(photos)]
+        side = rng.uniform(0.4, 1.0)
+        w, h = int(photo.width * side), int(photo.height * side)
+        x, y = int(rng.uniform(0, photo.width - w)), int(rng.uniform(0, photo.height - h))
+        crops.append(photo.crop((x, y, x + w, y + h)))
+    pre = spec.preprocessing
+    batches = iter([{"images": to_batch(crops[i:i + 8], pre.size, pre.mean, pre.std)} for i in range(0, len(crops), 8)])
+
+    class Batches(CalibrationDataReader):
+        def get_next(self):
+            return next(batches, None)
+
+    folder = Path(tempfile.mkdtemp(dir=path.parent))
+    try:
+        quant_pre_process(str(source), str(folder / "prepared.onnx"))
+        quantize_static(str(folder / "prepared.onnx"), str(folder / "int8.onnx"), Batches(),
+                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8)
+        os.replace(folder / "int8.onnx", path)
+    finally:
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
+
+
 def make_runner(model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, *, runtime: str = "auto",
                 device: str = "cpu", threads: int | None = None) -> FeatureRunner:
-    """Pick the runtime: ``auto`` = ONNX Runtime on the CPU when installed, torch otherwise or on a GPU."""
-    if runtime not in ("auto", "onnx", "torch"):
-        raise ValueError(f"unknown runtime {runtime!r}; use auto, onnx or torch")
+    """Pick the runtime: ``auto`` = ONNX Runtime on the CPU when installed, torch otherwise or on a GPU;
+    ``int8`` = ONNX Runtime on a statically quantised graph (its own family: indexes record it)."""
+    if runtime not in ("auto", "onnx", "torch", "int8"):
+        raise ValueError(f"unknown runtime {runtime!r}; use auto, onnx, torch or int8")
+    if runtime == "int8":
+        if device != "cpu":
+            raise ValueError("the int8 runtime runs on the CPU only; use runtime='torch' for a GPU")
+        return OnnxRunner(model, spec, weights_sha256, threads, int8=True)
     use_onnx = runtime == "onnx" or (runtime == "auto" and device == "cpu" and _has_onnxruntime())
     if use_onnx:
         return OnnxRunner(model, spec, weights_sha256, threads)

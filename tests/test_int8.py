@@ -1,0 +1,39 @@
+"""The int8 runtime: a statically quantised CNN, its own runtime family, picked from the index's manifest."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from matcher import IndexMismatchError, Matcher
+from matcher.build import BuildSettings, build_index
+from matcher.embed import Embedder
+from matcher.runtime import INT8_FAMILY
+from matcher.version import IndexVersion
+from tests.conftest import DEMO
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    return [Image.open(p).convert("RGB") for p in sorted((DEMO / "catalog").glob("*/*.jpg"))[:24]]
+
+
+def test_int8_descriptors_stay_close_to_fp32(photos):
+    fp32, int8 = Embedder(), Embedder(runtime="int8")
+    assert int8.fingerprint()["runtime"] == INT8_FAMILY != fp32.fingerprint()["runtime"]
+    cosine = (fp32.describe(photos) * int8.describe(photos)).sum(axis=1)
+    assert cosine.min() > 0.97 and cosine.mean() > 0.99
+
+
+def test_an_int8_index_is_scanned_with_int8_and_refuses_fp32(small_catalog, tmp_path):
+    out = tmp_path / "index"
+    build_index(small_catalog, out, embedder=Embedder(runtime="int8"),
+                settings=BuildSettings(copies_per_reference=1, background_listings=10))
+    matcher = Matcher.open(out)
+    assert matcher.embedder.fingerprint()["runtime"] == INT8_FAMILY
+    photo = sorted(small_catalog.glob("*/*.jpg"))[0]
+    result = matcher.match(photo)
+    assert result.brand == photo.parent.name and result.verdict == "copy"
+    with pytest.raises(IndexMismatchError, match="runtime"):
+        IndexVersion.open(out, Embedder().fingerprint())
+    assert np.isfinite(result.score)
