@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .errors import CatalogError, ListingsError
-from .listings import column_number, iter_listings, manifest_columns
+from .listings import column_number, iter_listings
 
 BRANDS_FILE = "brands.csv"
 BRAND_COLUMNS = ("brand", "typical_price")
@@ -94,10 +94,13 @@ def read_brand_prices(catalog_dir: str | Path, brands: Iterable[str]) -> dict[st
     return prices
 
 
-def check_listing_prices(source: str | Path) -> None:
+def check_listing_prices(source: str | Path, columns: Sequence[str]) -> None:
     """Fail fast, before a scan starts, on a listings manifest whose ``price`` column holds something that is
-    not a price (empty cells are fine: the price is then unknown). Folders and .txt manifests have no prices."""
-    if "price" not in manifest_columns(source):
+    not a price (empty cells are fine: the price is then unknown). Folders and .txt manifests have no prices.
+
+    columns : the manifest's columns (``listings.manifest_columns``), which the scan has already read
+    """
+    if "price" not in columns:
         return
     column = column_number(source, "price")
     for listing in iter_listings(source):

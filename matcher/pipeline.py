@@ -86,18 +86,29 @@ def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
 def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
                     exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
     """Nearest references of whitened query vectors (n, d); ``exclude[i]`` hides ref ids from query i."""
-    extra = max((len(e) for e in exclude), default=0) if exclude else 0
-    sims, ids = version.index.search(query_vectors, k + extra)
     if len(version.background):
         background = (query_vectors @ version.background.T).max(axis=1)
     else:
         background = np.full(len(query_vectors), -1.0, np.float32)
     out = []
-    for i in range(len(query_vectors)):
+    for hits, bg in zip(_visible_neighbours(version, query_vectors, k, exclude), background):
+        cands = [Candidate(r, version.reference(r).brand, s, s) for s, r in hits[:k]]
+        out.append(ListingEvidence(candidates=cands, background_similarity=float(bg)))
+    return out
+
+
+def _visible_neighbours(version: IndexVersion, vectors: np.ndarray, k: int, exclude: Sequence[set[int]] | None,
+                        rows_per_listing: int = 1) -> list[list[tuple[float, int]]]:
+    """Search whitened ``vectors`` ((n * rows_per_listing, d), each listing's rows consecutive) for k neighbours
+    each, plus as many as the largest ``exclude`` set so that hiding leaves k; per listing, its rows' (cosine,
+    ref id) hits in row order, without empty slots and ids in ``exclude[i]``."""
+    extra = max((len(e) for e in exclude), default=0) if exclude else 0
+    sims, ids = version.index.search(vectors, k + extra)
+    n = len(vectors) // rows_per_listing
+    out = []
+    for i, (row_sims, row_ids) in enumerate(zip(sims.reshape(n, -1), ids.reshape(n, -1))):
         hidden = exclude[i] if exclude else set()
-        cands = [Candidate(int(r), version.reference(int(r)).brand, float(s), float(s))
-                 for s, r in zip(sims[i], ids[i]) if r >= 0 and int(r) not in hidden][:k]
-        out.append(ListingEvidence(candidates=cands, background_similarity=float(background[i])))
+        out.append([(float(s), int(r)) for s, r in zip(row_sims, row_ids) if r >= 0 and int(r) not in hidden])
     return out
 
 
@@ -108,13 +119,9 @@ def add_window_similarity(version: IndexVersion, evidence: Sequence[ListingEvide
     n, per_image = windows.shape[:2]
     if n == 0 or per_image == 0:
         return
-    extra = max((len(e) for e in exclude), default=0) if exclude else 0
-    sims, ids = version.index.search(version.whitening.apply(windows.reshape(n * per_image, -1)), 1 + extra)
-    sims, ids = sims.reshape(n, -1), ids.reshape(n, -1)
-    for i, ev in enumerate(evidence):
-        hidden = exclude[i] if exclude else set()
-        kept = [float(s) for s, r in zip(sims[i], ids[i]) if r >= 0 and int(r) not in hidden]
-        ev.window_similarity = max(kept, default=-1.0)
+    vectors = version.whitening.apply(windows.reshape(n * per_image, -1))
+    for ev, hits in zip(evidence, _visible_neighbours(version, vectors, 1, exclude, per_image)):
+        ev.window_similarity = max((s for s, _ in hits), default=-1.0)
 
 
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
@@ -130,14 +137,11 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
         return
     per_image = len(crops) // len(images)
     vectors = version.whitening.apply(embedder.describe(crops))
-    extra = max((len(e) for e in exclude), default=0) if exclude else 0
-    _, region_ids = version.index.search(vectors, per_region + extra)
+    hits = _visible_neighbours(version, vectors, per_region, exclude, per_image)
     vectors = vectors.reshape(len(images), per_image, -1)
-    region_ids = region_ids.reshape(len(images), -1)
     for i, (ev, regions) in enumerate(zip(evidence, vectors)):
-        hidden = exclude[i] if exclude else set()
         known = {c.ref_id for c in ev.candidates}
-        for ref_id in sorted({int(r) for r in region_ids[i] if r >= 0} - hidden - known):
+        for ref_id in sorted({r for _, r in hits[i]} - known):
             s = float(query_vectors[i] @ version.vectors[version.row_of_id[ref_id]])
             ev.candidates.append(Candidate(ref_id, version.reference(ref_id).brand, s, s))
         ev.candidates.sort(key=lambda c: -c.similarity)

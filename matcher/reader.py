@@ -35,8 +35,8 @@ from .listings import Listing
 log = logging.getLogger(__name__)
 
 # Decoded listings keep their shorter side >= 512 px: JPEGs decode at 1/2, 1/4 or 1/8 scale (DCT scaling, nearly
-# free), other formats are box-reduced by an integer factor. 512 because SIFT verification works on a copy whose
-# longer side is 512 px (verify.extract_local_features) and region search embeds half-size windows at 224 px:
+# free), other formats are box-reduced by an integer factor. 512 because region search embeds half-size windows
+# at 224 px and SIFT verification works on a copy whose longer side is 320 px (CascadeSettings.sift_long_side):
 # neither upsamples a reduced image, so matching keeps the detail of a full decode, while a 12-megapixel photo
 # costs 1/16-1/64 of the pixels to decode, hold and send between processes.
 DRAFT_SIDE = 512

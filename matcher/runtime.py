@@ -8,6 +8,7 @@ runtime *family* ``"fp32"`` that index manifests record: vectors from either are
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -147,9 +148,7 @@ def quantize_int8(source: Path, spec: BackboneSpec, path: Path, *, calibration_i
                         activation_type=QuantType.QUInt8)
         os.replace(folder / "int8.onnx", path)
     finally:
-        for leftover in folder.iterdir():
-            leftover.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_runner(model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, *, runtime: str = "auto",

@@ -117,12 +117,13 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
               matching time; N: N processes from the second batch on; 0: decode in this process)
     """
     results_path = Path(results_path)
-    check_listing_prices(source)
+    columns = manifest_columns(source)
+    check_listing_prices(source, columns)
     typical_prices = matcher.typical_prices
     summary = ScanSummary(results=results_path)
     started = time.perf_counter()
     memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
-    with open_writer(results_path, extra_fields=manifest_columns(source), resume=resume) as writer, \
+    with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
             DecodePool(workers) as reader:
         done = writer.finished_positions
         batches = reader.read(_batches(iter_listings(source), batch_size), lambda item: item.position not in done)

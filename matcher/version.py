@@ -82,9 +82,8 @@ class IndexVersion:
 
     def load_thumbnails(self) -> dict[int, bytes]:
         """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails)."""
-        if not self.thumbnails and self.folder is not None and (self.folder / THUMBNAILS).is_file():
-            with np.load(self.folder / THUMBNAILS) as arrays:
-                self.thumbnails = {int(key): arrays[key].tobytes() for key in arrays.files}
+        if not self.thumbnails and self.folder is not None:
+            self.thumbnails = _read_thumbnails(self.folder)
         return self.thumbnails
 
     # ---------------------------------------------------------------- reading
@@ -128,10 +127,8 @@ def reference_thumbnails(index_dir: str | Path) -> dict[str, bytes]:
     """
     folder, manifest = published_manifest(index_dir)
     references = store.read_references(folder / "references.csv")
-    path = folder / THUMBNAILS
-    if path.is_file():
-        with np.load(path) as arrays:
-            stored = {int(key): arrays[key].tobytes() for key in arrays.files}
+    stored = _read_thumbnails(folder)
+    if stored:
         return {r.path: stored[r.id] for r in references if r.id in stored}
     catalog = Path(manifest.get("catalog", ""))
     found = {}
@@ -141,6 +138,14 @@ def reference_thumbnails(index_dir: str | Path) -> dict[str, bytes]:
         except ImageError:
             continue
     return found
+
+
+def _read_thumbnails(folder: Path) -> dict[int, bytes]:
+    """Reference id -> JPEG bytes from a version folder's thumbnails.npz ({} when it has none)."""
+    if not (folder / THUMBNAILS).is_file():
+        return {}
+    with np.load(folder / THUMBNAILS) as arrays:
+        return {int(key): arrays[key].tobytes() for key in arrays.files}
 
 
 def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:

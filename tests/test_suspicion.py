@@ -9,6 +9,7 @@ import pytest
 
 from matcher.brands import check_listing_prices, parse_price, read_brand_prices
 from matcher.errors import CatalogError, ListingsError
+from matcher.listings import manifest_columns
 from matcher.ranking import rank_results
 from matcher.suspicion import assess, counterfeit_terms
 from matcher.writers import open_writer, read_results
@@ -104,11 +105,11 @@ def test_malformed_manifest_price_names_file_line_and_column(tmp_path):
     manifest = tmp_path / "listings.csv"
     manifest.write_text("path,title,price\na.jpg,Acme,3.50\nb.jpg,Acme,\nc.jpg,Acme,call me\n", encoding="utf-8")
     with pytest.raises(ListingsError, match=r"listings\.csv:4:3: price 'call me' is not a price"):
-        check_listing_prices(manifest)
+        check_listing_prices(manifest, manifest_columns(manifest))
     jsonl = tmp_path / "listings.jsonl"
     jsonl.write_text('{"path": "a.jpg", "price": 3}\n{"path": "b.jpg"}\n{"path": "c.jpg", "price": "x1"}\n')
     with pytest.raises(ListingsError, match=r"listings\.jsonl:3:1: price"):
-        check_listing_prices(jsonl)
+        check_listing_prices(jsonl, manifest_columns(jsonl))
 
 
 # ------------------------------------------------------------------ ranking a results file
