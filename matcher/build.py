@@ -22,6 +22,7 @@ from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .pipeline import CascadeSettings, collect_evidence
 from .store import ReferenceRecord
+from .shared import find_shared_keypoints
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest
 from .whiten import Whitening, fit_whitening
@@ -100,9 +101,11 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     index.add(vectors, np.asarray(ids))
     say("extracting local features of the references")
     local = [extract_local_features(im) for im in images]
+    say("finding keypoints that brands share (logos of product families)")
     version = IndexVersion(
         manifest={}, references=references, vectors=vectors, raw_descriptors=raw, whitening=whitening,
         background=whitening.apply(background_raw), local_features=local,
+        shared_keypoints=find_shared_keypoints(vectors, brands, local),
         scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
         index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
     )

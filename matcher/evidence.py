@@ -25,6 +25,7 @@ class Candidate:
     region_similarity : best cosine over the listing's regions (whole image included); equals
         ``similarity`` when regions were not searched
     inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
+    distinctive : those of the inliers on keypoints no other brand shares (``shared.py``), or NOT_VERIFIED
     mirrored : the listing matched as a mirror image
     """
 
@@ -33,6 +34,7 @@ class Candidate:
     similarity: float
     region_similarity: float
     inliers: int = NOT_VERIFIED
+    distinctive: int = NOT_VERIFIED
     mirrored: bool = False
 
 
@@ -53,6 +55,7 @@ class ListingEvidence:
 BRAND_FEATURES = [
     "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
     "max_region_sim", "region_margin_next_brand", "log_max_inliers", "log_second_inliers", "inlier_margin",
+    "log_max_distinctive", "distinctive_margin",
 ]
 GLOBAL_BRAND_FEATURES = 6
 COPY_FEATURES = [
@@ -64,6 +67,10 @@ GLOBAL_COPY_FEATURES = 4
 
 def _inlier_value(c: Candidate) -> float:
     return float(np.log1p(max(c.inliers, 0)))
+
+
+def _distinctive_value(c: Candidate) -> float:
+    return float(np.log1p(max(c.distinctive, 0)))
 
 
 def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.ndarray]:
@@ -84,6 +91,7 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     best_sim = {b: max(c.similarity for c in cs) for b, cs in by_brand.items()}
     best_region = {b: max(c.region_similarity for c in cs) for b, cs in by_brand.items()}
     best_inl = {b: max(_inlier_value(c) for c in cs) for b, cs in by_brand.items()}
+    best_distinct = {b: max(_distinctive_value(c) for c in cs) for b, cs in by_brand.items()}
     floor = min(c.similarity for c in ev.candidates)
     brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
     rows, best_refs = [], []
@@ -94,11 +102,13 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
         others_sim = max((v for o, v in best_sim.items() if o != b), default=floor)
         others_region = max((v for o, v in best_region.items() if o != b), default=floor)
         others_inl = max((v for o, v in best_inl.items() if o != b), default=0.0)
+        others_distinct = max((v for o, v in best_distinct.items() if o != b), default=0.0)
         rows.append([
             sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - others_sim, top5.count(b) / 5.0,
             sims[0] - ev.background_similarity, ev.background_similarity,
             best_region[b], best_region[b] - others_region,
             inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - others_inl,
+            best_distinct[b], best_distinct[b] - others_distinct,
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
         best_refs.append(best.ref_id)

@@ -40,6 +40,7 @@ from .brands import read_brand_prices
 from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .store import ReferenceRecord
+from .shared import find_shared_keypoints
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest, published_manifest, read_manifest
 
@@ -114,10 +115,12 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
                   for record, from_old, row in rows}
     index = VectorIndex.for_vectors(old.whitening.dim, len(references))
     index.add(vectors, np.asarray([r.id for r in references], np.int64))
+    local = [src[1][row] for src, (_, _, row) in zip(pick, rows)]
     return IndexVersion(
         manifest={}, references=references, vectors=vectors,
         raw_descriptors=raw.reshape(len(rows), old.raw_descriptors.shape[1]), whitening=old.whitening,
-        background=old.background, local_features=[src[1][row] for src, (_, _, row) in zip(pick, rows)],
+        background=old.background, local_features=local,
+        shared_keypoints=find_shared_keypoints(vectors, [r.brand for r in references], local),
         scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
     )
 

@@ -19,6 +19,7 @@ from .evidence import Candidate, ListingEvidence, brand_feature_rows, copy_featu
 from .gate import passes_gate
 from .score import verdict
 from .verify import LocalFeatures, extract_local_features, mirror_features, verify_pair
+from .shared import distinctive_inliers
 from .version import IndexVersion
 
 
@@ -154,20 +155,28 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
         ev.regions_searched = True
 
 
-def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int) -> None:
-    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included.
+def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
+                     hidden_brands: frozenset[str] = frozenset()) -> None:
+    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included, and
+    count the inliers that no other brand shares (``shared.py``).
 
     query : the listing's local features (``verify.extract_local_features``)
+    hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
     """
     mirrored = mirror_features(query)
-    ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
-    for c in ev.candidates:
-        c.inliers = 0 if c in ranked else c.inliers
-    for c in ranked:
-        result = verify_pair(query, version.local_features[version.row_of_id[c.ref_id]], query_mirrored=mirrored)
+    for c in sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]:
+        row = version.row_of_id[c.ref_id]
+        result = verify_pair(query, version.local_features[row], query_mirrored=mirrored)
         c.inliers, c.mirrored = result.inliers, result.mirrored
+        c.distinctive = distinctive_inliers(version.shared_keypoints[row], result.reference_index, hidden_brands)
         ev.verification[c.ref_id] = result
     ev.verified = True
+
+
+def hidden_brands_of(version: IndexVersion, exclude: set[int]) -> frozenset[str]:
+    """Brands all of whose references are in ``exclude`` (absent from the catalog, as far as a listing knows)."""
+    hidden = {version.reference(r).brand for r in exclude}
+    return frozenset(b for b in hidden if all(r.id in exclude for r in version.references if r.brand == b))
 
 
 def matched_keypoints(version: IndexVersion, ev: ListingEvidence, ref_id: int,
@@ -233,7 +242,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
                                 vectors[doubtful], grid=settings.region_grid,
                                 exclude=[exclude[i] for i in doubtful] if exclude else None)
         for i, query in zip(doubtful, features):
-            add_verification(version, query.result(), evidence[i], settings.verify_top)
+            hidden = hidden_brands_of(version, exclude[i]) if exclude else frozenset()
+            add_verification(version, query.result(), evidence[i], settings.verify_top, hidden)
     return evidence
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from .errors import MatcherError
 from .images import file_sha256
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 POINTER = "CURRENT"
 VERSIONS = "versions"
 TEMP_PREFIX = ".tmp-"

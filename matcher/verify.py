@@ -29,7 +29,7 @@ of features into flat arrays (for ``np.savez``) and back, bit for bit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import cv2
@@ -98,6 +98,8 @@ class Verification:
         (inliers, 2) float32, inlier points in original query image pixels.
     reference_points : np.ndarray
         (inliers, 2) float32, the matching points in original reference image pixels.
+    reference_index : np.ndarray
+        (inliers,) int64, which of the reference's keypoints each inlier is (rows of its ``points``).
     """
 
     inliers: int
@@ -105,6 +107,7 @@ class Verification:
     mirrored: bool
     query_points: np.ndarray
     reference_points: np.ndarray
+    reference_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def extract_local_features(
@@ -226,6 +229,7 @@ def _verify_one(
         mirrored=query.mirrored,
         query_points=query.points[query_idx[keep]],
         reference_points=reference.points[ref_idx[keep]],
+        reference_index=ref_idx[keep],
     )
 
 

@@ -18,6 +18,7 @@ from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotF
 from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
 from .score import Scorer
+from .shared import SharedKeypoints, pack_shared, unpack_shared
 from .store import ReferenceRecord
 from .verify import LocalFeatures, pack_features, unpack_features
 from .whiten import Whitening
@@ -35,6 +36,7 @@ class IndexVersion:
     raw_descriptors : float32 (n, D), kept to refit whitening
     background : whitened background-photo vectors float32 (m, d)
     local_features : one LocalFeatures per reference, same order
+    shared_keypoints : per reference, the keypoints other brands share (``shared.py``), same order
     thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
         saving, not loaded by ``open`` (use ``load_thumbnails``)
     """
@@ -46,6 +48,7 @@ class IndexVersion:
     whitening: Whitening
     background: np.ndarray
     local_features: list[LocalFeatures]
+    shared_keypoints: SharedKeypoints
     scorer: Scorer | None  # None only while build.py fits it
     index: VectorIndex
     folder: Path | None = None
@@ -75,6 +78,7 @@ class IndexVersion:
         np.savez(folder / "whitening.npz", **self.whitening.to_arrays())
         np.save(folder / "background.npy", self.background)
         np.savez(folder / "local_features.npz", **pack_features(self.local_features))
+        np.savez(folder / "shared_keypoints.npz", **pack_shared(self.shared_keypoints))
         (folder / "scorer.json").write_text(json.dumps(self.scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
         if self.thumbnails:
             arrays = {str(i): np.frombuffer(jpeg, np.uint8) for i, jpeg in self.thumbnails.items()}
@@ -110,6 +114,7 @@ class IndexVersion:
                 raw_descriptors=np.load(folder / "raw_descriptors.npy"), whitening=whitening,
                 background=np.load(folder / "background.npy"),
                 local_features=unpack_features(np.load(folder / "local_features.npz")),
+                shared_keypoints=unpack_shared(np.load(folder / "shared_keypoints.npz"), len(references)),
                 scorer=scorer, index=index, folder=folder,
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:

@@ -496,8 +496,8 @@ def test_manifest_lists_every_file_with_hash_and_size(tmp_path):
 
 def hand_made_evidence():
     c = [
-        Candidate(1, "Acme", 0.9, 0.9, inliers=20),
-        Candidate(2, "Beta", 0.8, 0.8, inliers=5),
+        Candidate(1, "Acme", 0.9, 0.9, inliers=20, distinctive=8),  # 12 inliers on a logo Beta shares
+        Candidate(2, "Beta", 0.8, 0.8, inliers=5, distinctive=5),
         Candidate(3, "Acme", 0.7, 0.7),
         Candidate(4, "Corp", 0.6, 0.6),
         Candidate(5, "Beta", 0.5, 0.5, inliers=0),
@@ -535,6 +535,9 @@ def test_brand_feature_rows_hand_made():
     assert feature(acme, "inlier_margin") == approx(math.log1p(20) - math.log1p(5))
     assert feature(beta, "inlier_margin") == approx(math.log1p(5) - math.log1p(20))
     assert feature(corp, "log_max_inliers") == approx(0.0)
+    assert feature(acme, "log_max_distinctive") == approx(math.log1p(8))
+    assert feature(acme, "distinctive_margin") == approx(math.log1p(8) - math.log1p(5))
+    assert feature(corp, "distinctive_margin") == approx(-math.log1p(8))
 
 
 def test_brand_rows_order_by_region_similarity():
