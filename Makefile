@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# the demo index is rebuilt only when the catalog changed
-indexes/demo/CURRENT: $(STAMP) $(shell find demo/catalog -type f 2>/dev/null)
+# the demo index is rebuilt only when the catalog or the engine changed (a new index format needs a rebuild)
+indexes/demo/CURRENT: $(STAMP) $(shell find demo/catalog matcher -type f -not -name '*.pyc' 2>/dev/null)
 	$(VENV)/bin/matcher index build demo/catalog --out indexes/demo
 
 demo: indexes/demo/CURRENT

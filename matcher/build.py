@@ -22,7 +22,7 @@ from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .pipeline import CascadeSettings, collect_evidence
 from .store import ReferenceRecord
-from .shared import find_shared_keypoints
+from .shared import NEIGHBOURS, find_shared_keypoints
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest
 from .whiten import Whitening, fit_whitening
@@ -36,12 +36,15 @@ class BuildSettings:
 
     whitening_dim : output dimension of the PCA-whitening (0 = no whitening, for ablations)
     whitening_shrinkage : eigenvalue shrinkage, as a fraction of the mean eigenvalue
+    shared_neighbours : other-brand references each reference is checked against for shared keypoints
+        (``shared.py``; 0 = none marked, every inlier counts as distinctive, for ablations)
     """
 
     whitening_dim: int = 256
     whitening_shrinkage: float = 1.0
     copies_per_reference: int = 2
     background_listings: int = 80
+    shared_neighbours: int = NEIGHBOURS
     seed: int = 1234
     keep_versions: int = 3
 
@@ -105,7 +108,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     version = IndexVersion(
         manifest={}, references=references, vectors=vectors, raw_descriptors=raw, whitening=whitening,
         background=whitening.apply(background_raw), local_features=local,
-        shared_keypoints=find_shared_keypoints(vectors, brands, local),
+        shared_keypoints=find_shared_keypoints(vectors, brands, local, neighbours=settings.shared_neighbours),
         scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
         index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
     )

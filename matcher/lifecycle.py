@@ -40,7 +40,7 @@ from .brands import read_brand_prices
 from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
 from .store import ReferenceRecord
-from .shared import find_shared_keypoints
+from .shared import NEIGHBOURS, find_shared_keypoints
 from .verify import extract_local_features
 from .version import IndexVersion, describe_manifest, published_manifest, read_manifest
 
@@ -98,6 +98,11 @@ def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint:
         raise
 
 
+def _shared_neighbours(manifest: dict) -> int:
+    """How many other-brand references the index was built to check for shared keypoints."""
+    return int(manifest.get("build_settings", {}).get("shared_neighbours", NEIGHBOURS))
+
+
 def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], new_raw: np.ndarray,
               new_local: list, new_thumbnails: list[bytes]) -> IndexVersion:
     """A version holding ``rows`` = (record, from_old, row): row of ``old`` if from_old, else row of ``new_raw`` /
@@ -120,7 +125,8 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
         manifest={}, references=references, vectors=vectors,
         raw_descriptors=raw.reshape(len(rows), old.raw_descriptors.shape[1]), whitening=old.whitening,
         background=old.background, local_features=local,
-        shared_keypoints=find_shared_keypoints(vectors, [r.brand for r in references], local),
+        shared_keypoints=find_shared_keypoints(vectors, [r.brand for r in references], local,
+                                               neighbours=_shared_neighbours(old.manifest)),
         scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
     )
 

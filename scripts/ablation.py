@@ -5,7 +5,7 @@ Usage::
     python scripts/ablation.py BENCH_DIR [--work-dir results/ablation]
 
 Rows: the default pipeline; without region search; without SIFT verification and regions (global scorer
-only); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
+only); without distinctive inliers (no keypoints marked as shared between brands); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
 WORK_DIR and prints the guide's metrics and the scan speed.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ VARIANTS = [
     ("default", "default", BuildSettings(), CascadeSettings()),
     ("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
     ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
+    ("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
 ]
 
