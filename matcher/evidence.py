@@ -65,12 +65,19 @@ COPY_FEATURES = [
 GLOBAL_COPY_FEATURES = 4
 
 
-def _inlier_value(c: Candidate) -> float:
-    return float(np.log1p(max(c.inliers, 0)))
+def _log_count(count: int) -> float:
+    """log(1 + count) of a verified count; NOT_VERIFIED counts as 0."""
+    return float(np.log1p(max(count, 0)))
 
 
-def _distinctive_value(c: Candidate) -> float:
-    return float(np.log1p(max(c.distinctive, 0)))
+def _max_of_others(values: np.ndarray, default: float) -> np.ndarray:
+    """(n,) -> (n,): for each i, the largest of values[j] over j != i (``default`` when n == 1)."""
+    if len(values) == 1:
+        return np.array([default], np.float64)
+    first, second = np.argsort(-values, kind="stable")[:2]
+    out = np.full(len(values), values[first], np.float64)
+    out[first] = values[second]
+    return out
 
 
 def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.ndarray]:
@@ -90,15 +97,16 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     top5 = [c.brand for c in ev.candidates[:5]]
     best_sim = {b: max(c.similarity for c in cs) for b, cs in by_brand.items()}
     best_region = {b: max(c.region_similarity for c in cs) for b, cs in by_brand.items()}
-    best_inl = {b: max(_inlier_value(c) for c in cs) for b, cs in by_brand.items()}
-    best_distinct = {b: max(_distinctive_value(c) for c in cs) for b, cs in by_brand.items()}
+    inlier_value = {id(c): _log_count(c.inliers) for c in ev.candidates}
+    best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
+    best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
     floor = min(c.similarity for c in ev.candidates)
     brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
     rows, best_refs = [], []
     for b in brands:
         cs = by_brand[b]
         sims = sorted((c.similarity for c in cs), reverse=True)
-        inl = sorted((_inlier_value(c) for c in cs), reverse=True)
+        inl = sorted((inlier_value[id(c)] for c in cs), reverse=True)
         others_sim = max((v for o, v in best_sim.items() if o != b), default=floor)
         others_region = max((v for o, v in best_region.items() if o != b), default=floor)
         others_inl = max((v for o, v in best_inl.items() if o != b), default=0.0)
@@ -120,13 +128,12 @@ def copy_feature_rows(ev: ListingEvidence) -> tuple[list[int], np.ndarray]:
     cs = ev.candidates
     if not cs:
         return [], np.zeros((0, len(COPY_FEATURES)), np.float32)
-    rows = []
-    for i, c in enumerate(cs):
-        next_sim = max((o.similarity for j, o in enumerate(cs) if j != i), default=c.similarity)
-        next_inl = max((_inlier_value(o) for j, o in enumerate(cs) if j != i), default=0.0)
-        rows.append([
-            c.similarity, c.similarity - next_sim, c.similarity - ev.background_similarity,
-            ev.background_similarity, c.region_similarity, _inlier_value(c),
-            _inlier_value(c) - next_inl, float(c.mirrored),
-        ])
-    return [c.ref_id for c in cs], np.asarray(rows, dtype=np.float32)
+    sims = np.array([c.similarity for c in cs], np.float64)
+    inliers = np.log1p(np.maximum([c.inliers for c in cs], 0)).astype(np.float64)
+    background = ev.background_similarity
+    rows = np.column_stack([
+        sims, sims - _max_of_others(sims, sims[0]), sims - background, np.full(len(cs), background),
+        [c.region_similarity for c in cs], inliers, inliers - _max_of_others(inliers, 0.0),
+        [float(c.mirrored) for c in cs],
+    ])
+    return [c.ref_id for c in cs], rows.astype(np.float32)
