@@ -19,8 +19,8 @@ Measures, over synthetic listings generated once (deterministically from ``--see
 
 The index of ``demo/catalog`` is built once into ``results/bench/index``. ``--listings N`` sets the large
 marketplace scan (the small one is N/6, the benchmark-like one N/15, the model-only sets min(256, N/6)). The
-default, 360, takes a few minutes on 2 CPUs: most everyday photos pass the cascade's verify gate, so a listing
-costs region search + SIFT (~0.2-0.4 s here). ``--listings 3000`` gives the 500 / 3,000 memory comparison.
+default, 360, takes a few minutes on 2 CPUs (the gate sends ~10% of the marketplace mix, the copies and a few
+everyday photos, to region search + SIFT). ``--listings 3000`` gives the 500 / 3,000 memory comparison.
 """
 from __future__ import annotations
 
