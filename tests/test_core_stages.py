@@ -590,8 +590,8 @@ def test_copy_feature_rows_hand_made():
 
 def test_copy_rows_margins_with_tied_leaders():
     """Two references equally close: neither leads the other (margin 0), the rest trail the shared best."""
-    ev = ListingEvidence(candidates=[Candidate(1, "Acme", 0.8, 0.8, inliers=10), Candidate(2, "Beta", 0.8, 0.8, inliers=10),
-                                     Candidate(3, "Corp", 0.5, 0.5, inliers=3)], background_similarity=0.0)
+    tied = [Candidate(1, "Acme", 0.8, 0.8, inliers=10), Candidate(2, "Beta", 0.8, 0.8, inliers=10)]
+    ev = ListingEvidence(candidates=tied + [Candidate(3, "Corp", 0.5, 0.5, inliers=3)], background_similarity=0.0)
     _, rows = copy_feature_rows(ev)
     np.testing.assert_allclose(rows[:, COPY_FEATURES.index("margin_next_ref")], [0.0, 0.0, -0.3], atol=1e-6)
     np.testing.assert_allclose(rows[:, COPY_FEATURES.index("inlier_margin")],
