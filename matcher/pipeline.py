@@ -1,9 +1,10 @@
 """The matching cascade for a batch of decoded images: embed -> search -> (regions, verify) -> score.
 
 Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
-match something) get the expensive stages: a search over image regions
-(half-size windows on a 2 x 2 grid and a centre crop) and SIFT verification of the top candidates. Clear non-matches, the bulk of
-marketplace traffic, stay cheap.
+match something) get the expensive stages: SIFT verification of the top candidates, then, unless a candidate
+verified conclusively (``CascadeSettings.settled_inliers``), a search over image regions (half-size windows on a
+2 x 2 grid and a centre crop) and verification of the candidates it brings up. Clear non-matches, the bulk of
+marketplace traffic, stay cheap, and clear copies skip the region search.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .embed import Embedder
-from .evidence import Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
+from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import passes_gate
 from .score import verdict
 from .verify import LocalFeatures, extract_local_features, mirror_features, verify_pair
@@ -32,6 +33,8 @@ class CascadeSettings:
     regions : search image regions for doubtful listings
     region_grid : windows per side of the region lattice (2 -> the 4 quadrants + a centre crop; 3 -> 9 + 1)
     sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
+    settled_inliers : a listing whose global candidates verify with at least this many inliers skips the region
+        search (0: always search regions)
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
@@ -41,6 +44,7 @@ class CascadeSettings:
     region_grid: int = 2
     verify: bool = True
     sift_long_side: int = 320
+    settled_inliers: int = 40
     force_full: bool = False
 
 
@@ -157,20 +161,28 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
 
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
                      hidden_brands: frozenset[str] = frozenset()) -> None:
-    """SIFT-verify the ``top`` candidates (by region similarity) of one listing, mirror image included, and
-    count the inliers that no other brand shares (``shared.py``).
+    """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
+    image included, and count the inliers that no other brand shares (``shared.py``).
 
     query : the listing's local features (``verify.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
     """
     mirrored = mirror_features(query)
     for c in sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]:
+        if c.inliers != NOT_VERIFIED:  # verified before the region search
+            continue
         row = version.row_of_id[c.ref_id]
         result = verify_pair(query, version.local_features[row], query_mirrored=mirrored)
         c.inliers, c.mirrored = result.inliers, result.mirrored
         c.distinctive = distinctive_inliers(version.shared_keypoints[row], result.reference_index, hidden_brands)
         ev.verification[c.ref_id] = result
     ev.verified = True
+
+
+def settled(ev: ListingEvidence, inliers: int) -> bool:
+    """True when a verified candidate has at least ``inliers`` inliers (never when ``inliers`` is 0): an edited
+    copy found by the global search, which the region search would not change."""
+    return inliers > 0 and any(c.inliers >= inliers for c in ev.candidates)
 
 
 def hidden_brands_of(version: IndexVersion, exclude: set[int]) -> frozenset[str]:
@@ -233,17 +245,23 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         doubtful = list(range(len(images)))
     else:
         doubtful = [int(i) for i in np.flatnonzero(passes_gate(version.scorer, evidence))]
-    # SIFT extraction (OpenCV, releases the GIL) runs in a thread while the CNN embeds the regions
+    # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
+    hidden = [hidden_brands_of(version, exclude[i]) if exclude else frozenset() for i in doubtful]
+    queries = []  # the doubtful listings' local features
     with ThreadPoolExecutor(max_workers=1) as pool:
-        features = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side)
-                     for i in doubtful] if settings.verify else [])
-        if doubtful and settings.regions:
-            add_region_evidence(version, embedder, [images[i] for i in doubtful], [evidence[i] for i in doubtful],
-                                vectors[doubtful], grid=settings.region_grid,
-                                exclude=[exclude[i] for i in doubtful] if exclude else None)
-        for i, query in zip(doubtful, features):
-            hidden = hidden_brands_of(version, exclude[i]) if exclude else frozenset()
-            add_verification(version, query.result(), evidence[i], settings.verify_top, hidden)
+        pending = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side)
+                    for i in doubtful] if settings.verify else [])
+        for i, job, brands in zip(doubtful, pending, hidden):
+            queries.append(job.result())
+            add_verification(version, queries[-1], evidence[i], settings.verify_top, brands)
+    unsettled = [k for k, i in enumerate(doubtful) if not settled(evidence[i], settings.settled_inliers)]
+    if unsettled and settings.regions:
+        chosen = [doubtful[k] for k in unsettled]
+        add_region_evidence(version, embedder, [images[i] for i in chosen], [evidence[i] for i in chosen],
+                            vectors[chosen], grid=settings.region_grid,
+                            exclude=[exclude[i] for i in chosen] if exclude else None)
+        for k in unsettled if queries else []:  # candidates the regions brought up
+            add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k])
     return evidence
 
 

@@ -4,8 +4,9 @@ Usage::
 
     python scripts/ablation.py BENCH_DIR [--work-dir results/ablation]
 
-Rows: the default pipeline; without region search; without SIFT verification and regions (global scorer
-only); without distinctive inliers (no keypoints marked as shared between brands); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
+Rows: the default pipeline; region search for every doubtful listing (none settled by a conclusive
+verification of its global candidates); without region search; without SIFT verification and regions (global
+scorer only); without distinctive inliers (no keypoints marked as shared between brands); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
 WORK_DIR and prints the guide's metrics and the scan speed.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ KEYS = ["brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1
 VARIANTS = [
     # name, index folder (shared by variants with the same build), build settings, cascade settings
     ("default", "default", BuildSettings(), CascadeSettings()),
+    ("regions for every listing", "default", BuildSettings(), CascadeSettings(settled_inliers=0)),
     ("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
     ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
     ("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),

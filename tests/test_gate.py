@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from matcher.embed import WINDOWS, gem, l2_normalise, window_descriptors
 from matcher.gate import GATE_FEATURES, fit_gate
@@ -55,3 +56,27 @@ def test_everyday_photos_stop_at_the_gate_and_catalog_products_go_on(demo_matche
     assert not any(verified[n] for n in listings if kinds[n] == "none")
     gate = demo_matcher.version.manifest["calibration"]
     assert 0.0 < gate["gate_threshold"] < 1.0 and gate["gate_positives"] > 50
+
+
+def test_a_conclusive_copy_skips_the_region_search_and_a_doubtful_listing_gets_it(demo_matcher):
+    """Region search runs only where the global candidates did not verify conclusively; the verdict of a plain
+    copy is the same either way, and a region-searched listing has its new candidates verified too."""
+    from matcher.augment import background_photos
+    from matcher.pipeline import CascadeSettings, collect_evidence, settled
+    from tests.conftest import DEMO
+
+    version, embedder = demo_matcher.version, demo_matcher.embedder
+    photo = Image.open(sorted((DEMO / "catalog" / "Oatly-Natural-Oatghurt").glob("*.jpg"))[0]).convert("RGB")
+    everyday = background_photos()[0]
+    full = CascadeSettings(force_full=True)
+    copy, other = collect_evidence(version, embedder, [photo, everyday], full)
+    assert settled(copy, full.settled_inliers) and not copy.regions_searched
+    assert not settled(other, full.settled_inliers) and other.regions_searched
+    # every candidate among the best verify_top by region similarity is verified
+    ranked = sorted(other.candidates, key=lambda c: -c.region_similarity)[:full.verify_top]
+    assert all(c.inliers >= 0 for c in ranked)
+
+    always = collect_evidence(version, embedder, [photo], CascadeSettings(force_full=True, settled_inliers=0))[0]
+    assert always.regions_searched
+    best = lambda ev: max(ev.candidates, key=lambda c: c.inliers).ref_id  # noqa: E731
+    assert best(always) == best(copy)
