@@ -30,6 +30,7 @@ of features into flat arrays (for ``np.savez``) and back, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import cv2
@@ -79,6 +80,13 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return len(self.points)
+
+    @cached_property
+    def unit_descriptors(self) -> np.ndarray:
+        """(n, 128) float32 descriptors scaled to unit length, computed on first use and kept: a listing's
+        features are matched against several references. (Reference features are matched through
+        ``_unit_rows`` instead, so an index does not hold a float copy of every reference.)"""
+        return _unit_rows(self.descriptors)
 
 
 @dataclass(frozen=True)
@@ -192,18 +200,19 @@ def verify_pair(
     -------
     Verification
     """
-    best = _verify_one(query, reference, ratio, ransac_px)
+    reference_units = _unit_rows(reference.descriptors)
+    best = _verify_one(query, reference, reference_units, ratio, ransac_px)
     if query_mirrored is not None:
-        other = _verify_one(query_mirrored, reference, ratio, ransac_px)
+        other = _verify_one(query_mirrored, reference, reference_units, ratio, ransac_px)
         if other.inliers > best.inliers:  # ties keep the plain (unmirrored) result
             best = other
     return best
 
 
 def _verify_one(
-    query: LocalFeatures, reference: LocalFeatures, ratio: float, ransac_px: float
+    query: LocalFeatures, reference: LocalFeatures, reference_units: np.ndarray, ratio: float, ransac_px: float
 ) -> Verification:
-    query_idx, ref_idx = _ratio_matches(query.descriptors, reference.descriptors, ratio)
+    query_idx, ref_idx = _ratio_matches(query.unit_descriptors, reference_units, ratio)
     nothing = Verification(
         0, len(query_idx), query.mirrored, _empty(2, np.float32), _empty(2, np.float32)
     )
@@ -236,7 +245,7 @@ def _verify_one(
 def _ratio_matches(
     query: np.ndarray, reference: np.ndarray, ratio: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lowe ratio-test matches between (n, 128) and (m, 128) uint8 descriptors.
+    """Lowe ratio-test matches between (n, 128) and (m, 128) descriptors of unit length (``_unit_rows``).
 
     Returns (k,) int64 query indices and (k,) int64 reference indices; each
     reference point is used at most once.
@@ -246,7 +255,7 @@ def _ratio_matches(
         return empty, empty
     # For unit vectors, squared distance = 2 - 2 * cosine similarity; one dense
     # matrix product is several times faster than cv2.BFMatcher at these sizes.
-    similarity = _unit_rows(query) @ _unit_rows(reference).T
+    similarity = query @ reference.T
     rows = np.arange(len(query))
     nearest = similarity.argmax(axis=1)
     best = similarity[rows, nearest]
