@@ -64,9 +64,11 @@ def _root(means: np.ndarray, p: float) -> np.ndarray:
     return np.power(means, 1.0 / p).astype(np.float32)
 
 
-def gem(feature_map: np.ndarray, p: float) -> np.ndarray:
-    """Generalised-mean pooling: float32 (n, c, h, w) -> (n, c). p=1 is average pooling, large p tends to max."""
-    return _root(powered(feature_map, p).mean(axis=(2, 3)), p)
+def gem(feature_map: np.ndarray, p: float, *, powered_map: np.ndarray | None = None) -> np.ndarray:
+    """Generalised-mean pooling: float32 (n, c, h, w) -> (n, c). p=1 is average pooling, large p tends to max.
+    ``powered_map``: ``powered(feature_map, p)`` when the caller has it already."""
+    raised = powered(feature_map, p) if powered_map is None else powered_map
+    return _root(raised.mean(axis=(2, 3)), p)
 
 
 WINDOWS = 5  # feature-map windows per image: 4 overlapping quadrants + the centre
@@ -159,7 +161,7 @@ class Embedder:
             for k, size in enumerate(self.config.sizes):
                 feature_map = self.runner.run(to_batch(chunk, size, pre.mean, pre.std))
                 raised = powered(feature_map, self.config.gem_p)
-                total += l2_normalise(_root(raised.mean(axis=(2, 3)), self.config.gem_p))
+                total += l2_normalise(gem(feature_map, self.config.gem_p, powered_map=raised))
                 if windows and k == 0:
                     parts[start:start + len(chunk)] = window_descriptors(feature_map, self.config.gem_p,
                                                                          powered_map=raised)

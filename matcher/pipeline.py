@@ -19,7 +19,7 @@ from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import passes_gate
 from .score import verdict
-from .verify import LocalFeatures, extract_local_features, mirror_features, verify_pair
+from .verify import LocalFeatures, extract_local_features, mirror_features, verify_against
 from .shared import distinctive_inliers
 from .version import IndexVersion
 
@@ -167,12 +167,12 @@ def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvi
     query : the listing's local features (``verify.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
     """
-    mirrored = mirror_features(query)
-    for c in sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]:
-        if c.inliers != NOT_VERIFIED:  # verified before the region search
-            continue
-        row = version.row_of_id[c.ref_id]
-        result = verify_pair(query, version.local_features[row], query_mirrored=mirrored)
+    ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
+    todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
+    rows = [version.row_of_id[c.ref_id] for c in todo]
+    references = [version.local_features[row] for row in rows]
+    found = verify_against(query, references, query_mirrored=mirror_features(query))
+    for c, row, result in zip(todo, rows, found):
         c.inliers, c.mirrored = result.inliers, result.mirrored
         c.distinctive = distinctive_inliers(version.shared_keypoints[row], result.reference_index, hidden_brands)
         ev.verification[c.ref_id] = result
@@ -260,7 +260,7 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         add_region_evidence(version, embedder, [images[i] for i in chosen], [evidence[i] for i in chosen],
                             vectors[chosen], grid=settings.region_grid,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
-        for k in unsettled if queries else []:  # candidates the regions brought up
+        for k in unsettled if settings.verify else []:  # candidates the regions brought up
             add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k])
     return evidence
 

@@ -15,7 +15,6 @@ int64 indices of that reference's keypoints (rows of its ``LocalFeatures.points`
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Collection, Sequence
 
 import numpy as np
@@ -45,7 +44,7 @@ def find_shared_keypoints(vectors: np.ndarray, brands: Sequence[str], local_feat
         order = np.argsort(-similarity[row], kind="stable")
         others = order[names[order] != names[row]][:neighbours]
         for other in others:
-            query = replace(local_features[other])  # a copy: its unit_descriptors cache goes with it
+            query = local_features[other]
             found = verify_pair(query, local_features[row], query_mirrored=mirror_features(query))
             if found.inliers < min_inliers:
                 continue

@@ -30,7 +30,6 @@ of features into flat arrays (for ``np.savez``) and back, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Mapping, Sequence
 
 import cv2
@@ -80,13 +79,6 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return len(self.points)
-
-    @cached_property
-    def unit_descriptors(self) -> np.ndarray:
-        """(n, 128) float32 descriptors scaled to unit length, computed on first use and kept: a listing's
-        features are matched against several references. (Reference features are matched through
-        ``_unit_rows`` instead, so an index does not hold a float copy of every reference.)"""
-        return _unit_rows(self.descriptors)
 
 
 @dataclass(frozen=True)
@@ -200,19 +192,36 @@ def verify_pair(
     -------
     Verification
     """
-    reference_units = _unit_rows(reference.descriptors)
-    best = _verify_one(query, reference, reference_units, ratio, ransac_px)
+    return verify_against(query, [reference], query_mirrored=query_mirrored, ratio=ratio, ransac_px=ransac_px)[0]
+
+
+def verify_against(
+    query: LocalFeatures,
+    references: Sequence[LocalFeatures],
+    *,
+    query_mirrored: LocalFeatures | None = None,
+    ratio: float = 0.8,
+    ransac_px: float = 6.0,
+) -> list[Verification]:
+    """:func:`verify_pair` of one query with each of ``references`` (same order); the query's descriptors are
+    prepared once for all of them."""
+    sides = [(query, _unit_rows(query.descriptors))]
     if query_mirrored is not None:
-        other = _verify_one(query_mirrored, reference, reference_units, ratio, ransac_px)
-        if other.inliers > best.inliers:  # ties keep the plain (unmirrored) result
-            best = other
-    return best
+        sides.append((query_mirrored, _unit_rows(query_mirrored.descriptors)))
+    results = []
+    for reference in references:
+        reference_units = _unit_rows(reference.descriptors)
+        found = [_verify_one(side, units, reference, reference_units, ratio, ransac_px) for side, units in sides]
+        # the mirrored result only when it has more inliers: ties keep the plain one
+        results.append(max(found, key=lambda v: v.inliers))
+    return results
 
 
 def _verify_one(
-    query: LocalFeatures, reference: LocalFeatures, reference_units: np.ndarray, ratio: float, ransac_px: float
+    query: LocalFeatures, query_units: np.ndarray, reference: LocalFeatures, reference_units: np.ndarray,
+    ratio: float, ransac_px: float,
 ) -> Verification:
-    query_idx, ref_idx = _ratio_matches(query.unit_descriptors, reference_units, ratio)
+    query_idx, ref_idx = _ratio_matches(query_units, reference_units, ratio)
     nothing = Verification(
         0, len(query_idx), query.mirrored, _empty(2, np.float32), _empty(2, np.float32)
     )
