@@ -49,13 +49,14 @@ class ListingEvidence:
     verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
     window_similarity: float = -1.0  # best cosine of a feature-map window to any reference (gate.py)
+    prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (prototypes.py)
 
 
 # Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.
 BRAND_FEATURES = [
     "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
-    "max_region_sim", "region_margin_next_brand", "log_max_inliers", "log_second_inliers", "inlier_margin",
-    "log_max_distinctive", "distinctive_margin",
+    "prototype_sim", "prototype_margin", "max_region_sim", "region_margin_next_brand", "log_max_inliers",
+    "log_second_inliers", "inlier_margin", "log_max_distinctive", "distinctive_margin",
 ]
 GLOBAL_BRAND_FEATURES = 6
 COPY_FEATURES = [
@@ -101,6 +102,8 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
     best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
     floor = min(c.similarity for c in ev.candidates)
+    # without prototypes (hand-made evidence), a brand's prototype is its best reference
+    prototype = ev.prototype_similarity or best_sim
     brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
     rows, best_refs = [], []
     for b in brands:
@@ -111,10 +114,12 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
         others_region = max((v for o, v in best_region.items() if o != b), default=floor)
         others_inl = max((v for o, v in best_inl.items() if o != b), default=0.0)
         others_distinct = max((v for o, v in best_distinct.items() if o != b), default=0.0)
+        own_prototype = prototype.get(b, sims[0])
+        others_prototype = max((v for o, v in prototype.items() if o != b), default=floor)
         rows.append([
             sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - others_sim, top5.count(b) / 5.0,
             sims[0] - ev.background_similarity, ev.background_similarity,
-            best_region[b], best_region[b] - others_region,
+            own_prototype, own_prototype - others_prototype, best_region[b], best_region[b] - others_region,
             inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - others_inl,
             best_distinct[b], best_distinct[b] - others_distinct,
         ])

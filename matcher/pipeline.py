@@ -90,15 +90,19 @@ def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
 
 def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
                     exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
-    """Nearest references of whitened query vectors (n, d); ``exclude[i]`` hides ref ids from query i."""
+    """Nearest references of whitened query vectors (n, d) and their similarity to brand prototypes;
+    ``exclude[i]`` hides ref ids from query i."""
     if len(version.background):
         background = (query_vectors @ version.background.T).max(axis=1)
     else:
         background = np.full(len(query_vectors), -1.0, np.float32)
+    hidden_rows = [[version.row_of_id[r] for r in e] for e in exclude] if exclude else None
+    prototype = version.prototypes.similarities(query_vectors, hidden_rows)
     out = []
-    for hits, bg in zip(_visible_neighbours(version, query_vectors, k, exclude), background):
+    for hits, bg, row in zip(_visible_neighbours(version, query_vectors, k, exclude), background, prototype):
         cands = [Candidate(r, version.reference(r).brand, s, s) for s, r in hits[:k]]
-        out.append(ListingEvidence(candidates=cands, background_similarity=float(bg)))
+        nearest = version.prototypes.nearest(row, {c.brand for c in cands})
+        out.append(ListingEvidence(candidates=cands, background_similarity=float(bg), prototype_similarity=nearest))
     return out
 
 

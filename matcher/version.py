@@ -17,6 +17,7 @@ from . import store
 from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
+from .prototypes import BrandPrototypes
 from .score import Scorer
 from .shared import SharedKeypoints, pack_shared, unpack_shared
 from .store import ReferenceRecord
@@ -37,6 +38,7 @@ class IndexVersion:
     background : whitened background-photo vectors float32 (m, d)
     local_features : one LocalFeatures per reference, same order
     shared_keypoints : per reference, the keypoints other brands share (``shared.py``), same order
+    prototypes : each brand's references averaged (``prototypes.py``), derived from ``vectors`` on creation
     thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
         saving, not loaded by ``open`` (use ``load_thumbnails``)
     """
@@ -54,9 +56,11 @@ class IndexVersion:
     folder: Path | None = None
     thumbnails: dict[int, bytes] = field(default_factory=dict)
     row_of_id: dict[int, int] = field(init=False)
+    prototypes: BrandPrototypes = field(init=False)
 
     def __post_init__(self):
         self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
+        self.prototypes = BrandPrototypes.of(self.vectors, [r.brand for r in self.references])
 
     @property
     def brands(self) -> dict[str, int]:
