@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_BLOCK_ROWS = 16384  # reference rows summed at once when building prototypes
+
 
 @dataclass(frozen=True)
 class BrandPrototypes:
@@ -46,7 +48,13 @@ class BrandPrototypes:
         brand_of_row = np.array([position[b] for b in brands], np.int64)
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
         sums = np.zeros((len(names), dim), np.float64)
-        np.add.at(sums, brand_of_row, vectors.astype(np.float64))
+        # rows grouped by brand and summed a block at a time: a large catalog needs no float64 copy of it
+        order = np.argsort(brand_of_row, kind="stable")
+        for start in range(0, len(order), _BLOCK_ROWS):
+            rows = order[start:start + _BLOCK_ROWS]
+            block_brands = brand_of_row[rows]
+            firsts = np.flatnonzero(np.r_[True, block_brands[1:] != block_brands[:-1]])
+            sums[block_brands[firsts]] += np.add.reduceat(vectors[rows].astype(np.float64), firsts, axis=0)
         counts = np.bincount(brand_of_row, minlength=len(names))
         return cls(names, sums, counts, brand_of_row, vectors, position)
 

@@ -57,3 +57,17 @@ def test_the_prototype_margin_reaches_the_brand_features():
     assert by_brand["Acme"][column["prototype_sim"]] == pytest.approx(0.93)
     assert by_brand["Acme"][column["prototype_margin"]] == pytest.approx(0.13)  # over Corp, not a candidate
     assert by_brand["Beta"][column["prototype_margin"]] == pytest.approx(-0.23)
+
+
+def test_prototypes_of_a_catalog_larger_than_one_block_sum_every_reference(monkeypatch):
+    import matcher.prototypes as prototypes_module
+
+    monkeypatch.setattr(prototypes_module, "_BLOCK_ROWS", 3)  # brands straddle the blocks
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(11, 4)).astype(np.float32)
+    brands = list("ABCABBACCAB")
+    prototypes = BrandPrototypes.of(vectors, brands)
+    for i, name in enumerate(prototypes.names):
+        expected = vectors[[b == name for b in brands]].astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(prototypes.sums[i], expected, rtol=1e-12)
+    assert prototypes.counts.tolist() == [4, 4, 3]
