@@ -38,6 +38,8 @@ class BuildSettings:
     whitening_shrinkage : eigenvalue shrinkage, as a fraction of the mean eigenvalue
     shared_neighbours : other-brand references each reference is checked against for shared keypoints
         (``shared.py``; 0 = none marked, every inlier counts as distinctive, for ablations)
+    brand_prototypes : calibrate with brand prototypes (``prototypes.py``); False only for ablations, whose
+        scans then use ``CascadeSettings(prototypes=False)`` too
     """
 
     whitening_dim: int = 256
@@ -45,6 +47,7 @@ class BuildSettings:
     copies_per_reference: int = 2
     background_listings: int = 80
     shared_neighbours: int = NEIGHBOURS
+    brand_prototypes: bool = True
     seed: int = 1234
     keep_versions: int = 3
 
@@ -114,7 +117,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(version, embedder, [s.image for s in listings],
-                                CascadeSettings(force_full=True), exclude=[set(s.exclude) for s in listings])
+                                CascadeSettings(force_full=True, prototypes=settings.brand_prototypes),
+                                exclude=[set(s.exclude) for s in listings])
     version.scorer, calibration = fit_scorer(training_rows(evidence, listings))
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)
     calibration.update(gate_summary)

@@ -35,6 +35,8 @@ class CascadeSettings:
     sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
     settled_inliers : a listing whose global candidates verify with at least this many inliers skips the region
         search (0: always search regions)
+    prototypes : compare listings with brand prototypes (``prototypes.py``); False only for ablations, on an
+        index built with ``BuildSettings(brand_prototypes=False)``
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
@@ -45,6 +47,7 @@ class CascadeSettings:
     verify: bool = True
     sift_long_side: int = 320
     settled_inliers: int = 40
+    prototypes: bool = True
     force_full: bool = False
 
 
@@ -89,9 +92,9 @@ def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
 
 
 def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
-                    exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
-    """Nearest references of whitened query vectors (n, d) and their similarity to brand prototypes;
-    ``exclude[i]`` hides ref ids from query i."""
+                    exclude: Sequence[set[int]] | None = None, prototypes: bool = True) -> list[ListingEvidence]:
+    """Nearest references of whitened query vectors (n, d) and (unless ``prototypes`` is False) their similarity
+    to brand prototypes; ``exclude[i]`` hides ref ids from query i."""
     if len(version.background):
         background = (query_vectors @ version.background.T).max(axis=1)
     else:
@@ -101,7 +104,7 @@ def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
     out = []
     for hits, bg, row in zip(_visible_neighbours(version, query_vectors, k, exclude), background, prototype):
         cands = [Candidate(r, version.reference(r).brand, s, s) for s, r in hits[:k]]
-        nearest = version.prototypes.nearest(row, {c.brand for c in cands})
+        nearest = version.prototypes.nearest(row, {c.brand for c in cands}) if prototypes else {}
         out.append(ListingEvidence(candidates=cands, background_similarity=float(bg), prototype_similarity=nearest))
     return out
 
@@ -241,7 +244,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         return []
     raw, windows = embedder.describe_with_windows(list(images))
     vectors = version.whitening.apply(raw)
-    evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude)
+    evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude,
+                               prototypes=settings.prototypes)
     add_window_similarity(version, evidence, windows, exclude=exclude)
     for ev, image in zip(evidence, images):
         ev.image_size = image.size

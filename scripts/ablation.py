@@ -6,7 +6,8 @@ Usage::
 
 Rows: the default pipeline; region search for every doubtful listing (none settled by a conclusive
 verification of its global candidates); without region search; without SIFT verification and regions (global
-scorer only); without distinctive inliers (no keypoints marked as shared between brands); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
+scorer only); without distinctive inliers (no keypoints marked as shared between brands); without brand
+prototypes (index calibrated and queries scored without them); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
 WORK_DIR and prints the guide's metrics and the scan speed.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ VARIANTS = [
     ("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
     ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
     ("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
+    ("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False), CascadeSettings(prototypes=False)),
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
 ]
 
