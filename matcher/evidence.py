@@ -102,7 +102,8 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
     best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
     floor = min(c.similarity for c in ev.candidates)
-    # without prototypes (hand-made evidence), a brand's prototype is its best reference
+    # a brand without a prototype cosine (prototypes off, or a brand only the region search brought in: computing
+    # theirs measured no better on devbench) counts its best reference as its prototype
     prototype = ev.prototype_similarity or best_sim
     brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
     rows, best_refs = [], []
