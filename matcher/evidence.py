@@ -81,6 +81,11 @@ def _max_of_others(values: np.ndarray, default: float) -> np.ndarray:
     return out
 
 
+def _best_other(values: dict[str, float], brand: str, default: float) -> float:
+    """The largest of ``values`` over brands other than ``brand`` (``default`` when there is none)."""
+    return max((v for other, v in values.items() if other != brand), default=default)
+
+
 def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.ndarray]:
     """One row per candidate brand.
 
@@ -111,18 +116,14 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
         cs = by_brand[b]
         sims = sorted((c.similarity for c in cs), reverse=True)
         inl = sorted((inlier_value[id(c)] for c in cs), reverse=True)
-        others_sim = max((v for o, v in best_sim.items() if o != b), default=floor)
-        others_region = max((v for o, v in best_region.items() if o != b), default=floor)
-        others_inl = max((v for o, v in best_inl.items() if o != b), default=0.0)
-        others_distinct = max((v for o, v in best_distinct.items() if o != b), default=0.0)
         own_prototype = prototype.get(b, sims[0])
-        others_prototype = max((v for o, v in prototype.items() if o != b), default=floor)
         rows.append([
-            sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - others_sim, top5.count(b) / 5.0,
-            sims[0] - ev.background_similarity, ev.background_similarity,
-            own_prototype, own_prototype - others_prototype, best_region[b], best_region[b] - others_region,
-            inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - others_inl,
-            best_distinct[b], best_distinct[b] - others_distinct,
+            sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - _best_other(best_sim, b, floor),
+            top5.count(b) / 5.0, sims[0] - ev.background_similarity, ev.background_similarity,
+            own_prototype, own_prototype - _best_other(prototype, b, floor),
+            best_region[b], best_region[b] - _best_other(best_region, b, floor),
+            inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - _best_other(best_inl, b, 0.0),
+            best_distinct[b], best_distinct[b] - _best_other(best_distinct, b, 0.0),
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
         best_refs.append(best.ref_id)

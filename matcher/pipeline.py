@@ -99,13 +99,14 @@ def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
         background = (query_vectors @ version.background.T).max(axis=1)
     else:
         background = np.full(len(query_vectors), -1.0, np.float32)
-    hidden_rows = [[version.row_of_id[r] for r in e] for e in exclude] if exclude else None
-    prototype = version.prototypes.similarities(query_vectors, hidden_rows)
     out = []
-    for hits, bg, row in zip(_visible_neighbours(version, query_vectors, k, exclude), background, prototype):
+    for hits, bg in zip(_visible_neighbours(version, query_vectors, k, exclude), background):
         cands = [Candidate(r, version.reference(r).brand, s, s) for s, r in hits[:k]]
-        nearest = version.prototypes.nearest(row, {c.brand for c in cands}) if prototypes else {}
-        out.append(ListingEvidence(candidates=cands, background_similarity=float(bg), prototype_similarity=nearest))
+        out.append(ListingEvidence(candidates=cands, background_similarity=float(bg)))
+    if prototypes:
+        hidden_rows = [[version.row_of_id[r] for r in e] for e in exclude] if exclude else None
+        for ev, row in zip(out, version.prototypes.similarities(query_vectors, hidden_rows)):
+            ev.prototype_similarity = version.prototypes.nearest(row, {c.brand for c in ev.candidates})
     return out
 
 

@@ -71,8 +71,10 @@ class BrandPrototypes:
         norms = np.maximum(np.linalg.norm(self.sums, axis=1), 1e-12)
         cosines = queries @ self.sums.T / norms
         for i, hidden in enumerate(hidden_rows or ()):
-            for brand in {int(self.brand_of_row[r]) for r in hidden}:
-                rows = [r for r in hidden if self.brand_of_row[r] == brand]
+            rows_of_brand: dict[int, list[int]] = {}
+            for r in hidden:
+                rows_of_brand.setdefault(int(self.brand_of_row[r]), []).append(r)
+            for brand, rows in rows_of_brand.items():
                 if len(rows) >= self.counts[brand]:
                     cosines[i, brand] = -np.inf
                     continue
