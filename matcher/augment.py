@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from .edits import (  # noqa: F401  (re-exported: these edits are part of this module's registry)
     shrink, finish, random_crop, _pick, _colour, _font, _background, _fit_into, crop, downscale, jpeg,
-    color_jitter, blur, grayscale, hflip, rotate, pad, perspective, text, meme, _text_lines, emoji, logo,
+    color_jitter, hue_rotate, blur, grayscale, hflip, rotate, pad, perspective, text, meme, _text_lines, emoji, logo,
     sticker, MAX_SIDE, PHRASES, PRICES, APP_NAMES, SKIMAGE_PHOTOS, COMPOSITE_EDITS,
 )
 
@@ -164,6 +164,14 @@ def listing_edit(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Im
     count = int(rng.integers(1, 3))
     names = [str(n) for n in rng.choice(list(LISTING_EDITS), size=count, replace=False)]
     return apply_chain(image, names, rng, edits=LISTING_EDITS)
+
+
+def recoloured(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """The photo with every hue turned (``edits.hue_rotate``), then light listing edits: stands in for a sister
+    product in another colour (the same carton and logo, orange juice turned apple juice)."""
+    turned, turn = hue_rotate(image.convert("RGB"), rng)
+    edited, description = listing_edit(turned, rng)
+    return edited, "+".join(filter(None, (turn, description)))
 
 
 def background_photos() -> list[Image.Image]:

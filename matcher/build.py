@@ -40,14 +40,19 @@ class BuildSettings:
         (``shared.py``; 0 = none marked, every inlier counts as distinctive, for ablations)
     brand_prototypes : calibrate with brand prototypes (``prototypes.py``); False only for ablations, whose
         scans then use ``CascadeSettings(prototypes=False)`` too
+    recoloured_share : share of the references that give a recoloured sister listing (``calibrate.make_listings``)
+    colour_check : calibrate with the colour check of verified matches (``colour.py``); False only for ablations,
+        whose scans then use ``CascadeSettings(colour=False)`` too
     """
 
     whitening_dim: int = 256
     whitening_shrinkage: float = 1.0
     copies_per_reference: int = 2
     background_listings: int = 80
+    recoloured_share: float = 0.5
     shared_neighbours: int = NEIGHBOURS
     brand_prototypes: bool = True
+    colour_check: bool = True
     seed: int = 1234
     keep_versions: int = 3
 
@@ -94,7 +99,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     say("generating synthetic listings for whitening and calibration")
     listings = make_listings(images, brands, ids, backgrounds, rng,
                              copies_per_reference=settings.copies_per_reference,
-                             background_count=settings.background_listings)
+                             background_count=settings.background_listings,
+                             recoloured_share=settings.recoloured_share)
     listing_raw = embedder.describe([s.image for s in listings])
     background_raw = listing_raw[[s.kind == "background" for s in listings]]
     if settings.whitening_dim > 0:
@@ -117,7 +123,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(version, embedder, [s.image for s in listings],
-                                CascadeSettings(force_full=True, prototypes=settings.brand_prototypes),
+                                CascadeSettings(force_full=True, prototypes=settings.brand_prototypes,
+                                                colour=settings.colour_check),
                                 exclude=[set(s.exclude) for s in listings])
     version.scorer, calibration = fit_scorer(training_rows(evidence, listings))
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)

@@ -8,6 +8,9 @@ No labelled listing is ever needed: the labels come from how each synthetic list
   photos play "another photo of the product" (brand positive, no copied photo);
 - ``sister``: an edited reference searched with its whole brand hidden -> every candidate is a look-alike of
   another brand, the hardest kind of negative (sister products that share logos or shapes);
+- ``recoloured``: a reference with its hues turned, searched with that photo hidden -> the brand's other photos
+  verify on the same logo and carton, but the colours differ: a negative, like a sister product in another colour
+  (``colour.py``);
 - ``background``: everyday photos (crops, edits) -> every candidate negative.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ class SyntheticListing:
     """A generated listing and the truth about it. ``exclude``: reference ids hidden from its search."""
 
     image: Image.Image
-    kind: str  # copy / same_product / sister / background
+    kind: str  # copy / same_product / sister / recoloured / background
     brand: str
     ref_id: int  # the copied reference for kind == copy, else -1
     exclude: frozenset[int]
@@ -37,8 +40,12 @@ class SyntheticListing:
 
 def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Sequence[int],
                   backgrounds: Sequence[Image.Image], rng: np.random.Generator, *,
-                  copies_per_reference: int = 2, background_count: int = 80) -> list[SyntheticListing]:
-    """Synthetic listings for references (images[i] has brand brands[i] and id ids[i])."""
+                  copies_per_reference: int = 2, background_count: int = 80,
+                  recoloured_share: float = 0.5) -> list[SyntheticListing]:
+    """Synthetic listings for references (images[i] has brand brands[i] and id ids[i]).
+
+    recoloured_share : the share of references (of brands with more than one) that give a ``recoloured`` listing
+    """
     ids_of_brand: dict[str, set[int]] = {}
     for b, i in zip(brands, ids):
         ids_of_brand.setdefault(b, set()).add(i)
@@ -60,6 +67,10 @@ def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Seq
         if rng.random() < 0.5:
             photo, _ = augment.copy_edit(photo, rng, backgrounds)
         out.append(SyntheticListing(augment.finish(photo), "background", "", -1, frozenset()))
+    for image, brand, ref_id in zip(images, brands, ids):  # last, so the listings above do not depend on it
+        if len(ids_of_brand[brand]) > 1 and rng.random() < recoloured_share:
+            edited, _ = augment.recoloured(image, rng)
+            out.append(SyntheticListing(edited, "recoloured", brand, -1, frozenset({ref_id})))
     return out
 
 

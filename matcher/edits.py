@@ -139,6 +139,15 @@ def color_jitter(image, rng, backgrounds=(), strength=1.0):
     return image, f"color_jitter({brightness:.2f},{contrast:.2f},{saturation:.2f})"
 
 
+def hue_rotate(image, rng, backgrounds=()):
+    """Turn every hue by 60-300 degrees: the same package in another colour, as a sister product's would be.
+    Not a copy edit: it makes look-alike negatives for calibration (``calibrate.make_listings``)."""
+    turn = int(rng.integers(43, 214))  # PIL's hue runs 0-255 for 0-360 degrees
+    hue, saturation, value = image.convert("HSV").split()
+    hue = hue.point(lambda h: (h + turn) % 256)
+    return Image.merge("HSV", (hue, saturation, value)).convert("RGB"), f"hue_rotate({turn * 360 / 256:.0f})"
+
+
 def blur(image, rng, backgrounds=()):
     """Gaussian blur, radius 1-3 px."""
     radius = rng.uniform(1.0, 3.0)

@@ -27,6 +27,8 @@ class Candidate:
     inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
     distinctive : those of the inliers on keypoints no other brand shares (``shared.py``), or NOT_VERIFIED
     mirrored : the listing matched as a mirror image
+    colour_distance : chroma difference where the verified match aligns the two photos (``colour.py``), or None
+        when not measured (too few inliers, or not verified)
     """
 
     ref_id: int
@@ -36,6 +38,7 @@ class Candidate:
     inliers: int = NOT_VERIFIED
     distinctive: int = NOT_VERIFIED
     mirrored: bool = False
+    colour_distance: float | None = None
 
 
 @dataclass
@@ -57,6 +60,7 @@ BRAND_FEATURES = [
     "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
     "prototype_sim", "prototype_margin", "max_region_sim", "region_margin_next_brand", "log_max_inliers",
     "log_second_inliers", "inlier_margin", "log_max_distinctive", "distinctive_margin",
+    "colour_checked", "colour_distance",
 ]
 GLOBAL_BRAND_FEATURES = 6
 COPY_FEATURES = [
@@ -106,6 +110,9 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     inlier_value = {id(c): _log_count(c.inliers) for c in ev.candidates}
     best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
     best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
+    # the brand's best colour agreement over its measured references (colour.py), in units of 100
+    colour = {b: min((c.colour_distance / 100.0 for c in cs if c.colour_distance is not None), default=None)
+              for b, cs in by_brand.items()}
     floor = min(c.similarity for c in ev.candidates)
     # a brand without a prototype cosine (prototypes off, or a brand only the region search brought in: computing
     # theirs measured no better on devbench) counts its best reference as its prototype
@@ -124,6 +131,7 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
             best_region[b], best_region[b] - _best_other(best_region, b, floor),
             inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - _best_other(best_inl, b, 0.0),
             best_distinct[b], best_distinct[b] - _best_other(best_distinct, b, 0.0),
+            float(colour[b] is not None), colour[b] or 0.0,
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
         best_refs.append(best.ref_id)

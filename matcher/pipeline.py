@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from .colour import MIN_INLIERS, colour_distance, lab_image, lab_thumbnail
 from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import passes_gate
@@ -37,6 +38,8 @@ class CascadeSettings:
         search (0: always search regions)
     prototypes : compare listings with brand prototypes (``prototypes.py``); False only for ablations, on an
         index built with ``BuildSettings(brand_prototypes=False)``
+    colour : compare the colours of verified matches (``colour.py``); False only for ablations, on an index
+        built with ``BuildSettings(colour_check=False)``
     force_full : run the expensive stages for every listing (used to fit the scorer)
     """
 
@@ -48,6 +51,7 @@ class CascadeSettings:
     sift_long_side: int = 320
     settled_inliers: int = 40
     prototypes: bool = True
+    colour: bool = True
     force_full: bool = False
 
 
@@ -187,6 +191,21 @@ def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvi
     ev.verified = True
 
 
+def add_colour_check(version: IndexVersion, image: Image.Image, ev: ListingEvidence) -> None:
+    """Measure ``colour_distance`` for the listing's candidates verified with enough inliers (``colour.py``)."""
+    todo = [c for c in ev.candidates if c.inliers >= MIN_INLIERS and c.colour_distance is None]
+    if not todo:
+        return
+    listing_lab, thumbnails = lab_image(image), version.load_thumbnails()
+    for c in todo:
+        if c.ref_id not in thumbnails:  # an index version saved without thumbnails
+            continue
+        found = ev.verification[c.ref_id]
+        c.colour_distance = colour_distance(
+            listing_lab, image.size, lab_thumbnail(thumbnails[c.ref_id]),
+            version.local_features[version.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
+
+
 def settled(ev: ListingEvidence, inliers: int) -> bool:
     """True when a verified candidate has at least ``inliers`` inliers (never when ``inliers`` is 0): an edited
     copy found by the global search, which the region search would not change."""
@@ -271,6 +290,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
                             exclude=[exclude[i] for i in chosen] if exclude else None)
         for k in unsettled if settings.verify else []:  # candidates the regions brought up
             add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k])
+    for i in doubtful if settings.verify and settings.colour else []:
+        add_colour_check(version, images[i], evidence[i])
     return evidence
 
 

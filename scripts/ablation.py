@@ -33,6 +33,7 @@ VARIANTS = [
     ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
     ("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
     ("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False), CascadeSettings(prototypes=False)),
+    ("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
 ]
 

@@ -6,8 +6,8 @@ Usage::
 
 Runs the stages one after another on the same decoded listings (every listing through every stage, as a
 listing in doubt would go) and prints the wall time per listing of: decode, global descriptor (CNN), search,
-the gate (feature-map windows search + gate model), region search (the cascade's windows: CNN + search), SIFT extraction of the listing, verification of the top candidates,
-scoring. The machine is shared and noisy: compare figures from one run with each other, not across runs.
+the gate (feature-map windows search + gate model), region search (the cascade's windows: CNN + search), SIFT
+extraction of the listing, verification of the top candidates, the colour check of verified matches, scoring. The machine is shared and noisy: compare figures from one run with each other, not across runs.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from matcher.api import Matcher  # noqa: E402
 from matcher.images import load_image  # noqa: E402
 from matcher.listings import iter_listings  # noqa: E402
 from matcher.gate import passes_gate  # noqa: E402
-from matcher.pipeline import (add_region_evidence, add_verification, add_window_similarity,  # noqa: E402
-                              global_evidence, score_evidence)
+from matcher.pipeline import (add_colour_check, add_region_evidence, add_verification,  # noqa: E402
+                              add_window_similarity, global_evidence, score_evidence)
 from matcher.errors import ImageError  # noqa: E402
 from matcher.verify import extract_local_features  # noqa: E402
 
@@ -61,6 +61,7 @@ def main() -> int:
     for image, ev in zip(images, evidence):
         query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side)
         timed("verify top candidates", add_verification, version, query, ev, settings.verify_top)
+        timed("colour check", add_colour_check, version, image, ev)
     for ev in evidence:
         timed("score", score_evidence, version, ev)
     n = len(images)

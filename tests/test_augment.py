@@ -107,3 +107,28 @@ def test_random_crop_stays_inside_and_is_big_enough(min_area):
         assert region.width <= 500 and region.height <= 300
         # aspect clipping can cost a little area, never more than a factor 4/3
         assert region.width * region.height >= 0.74 * min_area * 500 * 300 * 0.99
+
+
+def test_a_recoloured_photo_keeps_its_shapes_and_lightness_but_not_its_hues():
+    rng = np.random.default_rng(7)
+    photo = _photo(160, 120)
+    turned, description = augment.hue_rotate(photo, rng)
+    assert description.startswith("hue_rotate(") and turned.size == photo.size
+    hsv_before, hsv_after = (np.asarray(im.convert("HSV")).astype(int) for im in (photo, turned))
+    coloured = hsv_before[..., 1] > 60
+    turn = (hsv_after[..., 0] - hsv_before[..., 0]) % 256
+    assert 40 <= np.median(turn[coloured]) <= 216  # every hue moved by 60-300 degrees
+    assert np.abs(hsv_after[..., 2] - hsv_before[..., 2]).mean() < 3  # brightness kept
+
+
+def test_recoloured_listings_hide_only_their_own_photo(backgrounds):
+    from matcher.calibrate import make_listings
+
+    rng = np.random.default_rng(8)
+    images = [_photo(120, 90), _photo(90, 120), _photo(100, 100)]
+    listings = make_listings(images, ["a", "a", "b"], [10, 11, 12], backgrounds, rng, copies_per_reference=1,
+                             background_count=2, recoloured_share=1.0)
+    recoloured = [s for s in listings if s.kind == "recoloured"]
+    # brand b has one photo: hiding it would leave nothing of the brand to verify against
+    assert sorted((s.brand, tuple(s.exclude)) for s in recoloured) == [("a", (10,)), ("a", (11,))]
+    assert all(s.ref_id == -1 for s in recoloured)
