@@ -29,36 +29,35 @@ MARGIN = 0.5  # the inliers' box is grown by this fraction of its size on each s
 MIN_POINTS = 50  # grid points that must land inside the listing for a measurement
 
 
-def lab_image(image: Image.Image, long_side: int = COLOUR_SIDE) -> np.ndarray:
-    """RGB image -> float32 CIELAB array (h, w, 3) at most ``long_side`` pixels on its longer side (L, a*, b* in
-    OpenCV's 8-bit scale: a* and b* are offset by 128)."""
+def colour_pixels(image: Image.Image, long_side: int = COLOUR_SIDE) -> np.ndarray:
+    """RGB image -> uint8 RGB array (h, w, 3), at most ``long_side`` pixels on its longer side."""
     small = image.convert("RGB")
     if max(small.size) > long_side:
         small = small.copy()
         small.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
-    return cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2LAB).astype(np.float32)
+    return np.asarray(small)
 
 
-def lab_thumbnail(jpeg: bytes) -> np.ndarray:
-    """A stored reference thumbnail (JPEG bytes) -> its CIELAB array, as ``lab_image``."""
-    return lab_image(Image.open(io.BytesIO(jpeg)))
+def thumbnail_pixels(jpeg: bytes) -> np.ndarray:
+    """A stored reference thumbnail (JPEG bytes) -> its pixels, as ``colour_pixels``."""
+    return colour_pixels(Image.open(io.BytesIO(jpeg)))
 
 
-def colour_distance(listing_lab: np.ndarray, listing_size: tuple[int, int], reference_lab: np.ndarray,
+def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], reference_rgb: np.ndarray,
                     reference_size: tuple[int, int], listing_points: np.ndarray,
                     reference_points: np.ndarray) -> float | None:
-    """Median hue difference (module docstring; 0-256, in OpenCV's 8-bit a*, b* units) over a grid around the
+    """Median hue difference (module docstring; 0-256 in CIELAB a*, b* units) over a grid around the
     inliers; None when it cannot be measured. On devbench, edited copies measure <= 1, other photos of the same
     product mostly < 1 (at most 2.6), orange juice against its apple sister 2-5.
 
-    listing_lab, reference_lab : CIELAB arrays (``lab_image``), of images whose original sizes are
+    listing_rgb, reference_rgb : small copies (``colour_pixels``) of images whose original sizes are
         ``listing_size`` and ``reference_size`` (width, height, pixels)
     listing_points, reference_points : (n, 2) matching inlier points, in original pixels of each image
     """
     if len(listing_points) < MIN_INLIERS:
         return None
-    ref_scale = np.array([reference_lab.shape[1] / reference_size[0], reference_lab.shape[0] / reference_size[1]])
-    lis_scale = np.array([listing_lab.shape[1] / listing_size[0], listing_lab.shape[0] / listing_size[1]])
+    ref_scale = np.array([reference_rgb.shape[1] / reference_size[0], reference_rgb.shape[0] / reference_size[1]])
+    lis_scale = np.array([listing_rgb.shape[1] / listing_size[0], listing_rgb.shape[0] / listing_size[1]])
     ref_pts = (np.asarray(reference_points, np.float64) * ref_scale).astype(np.float32)
     lis_pts = (np.asarray(listing_points, np.float64) * lis_scale).astype(np.float32)
     homography, _ = cv2.findHomography(ref_pts, lis_pts, 0)  # least squares over the inliers RANSAC kept
@@ -66,20 +65,27 @@ def colour_distance(listing_lab: np.ndarray, listing_size: tuple[int, int], refe
         return None
     low, high = ref_pts.min(axis=0), ref_pts.max(axis=0)
     grow = MARGIN * (high - low)
-    ref_h, ref_w = reference_lab.shape[:2]
+    ref_h, ref_w = reference_rgb.shape[:2]
     low = np.maximum(low - grow, 0.0)
     high = np.minimum(high + grow, [ref_w - 1, ref_h - 1])
     xs, ys = np.meshgrid(np.linspace(low[0], high[0], GRID), np.linspace(low[1], high[1], GRID))
     grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
     mapped = cv2.perspectiveTransform(grid[None], homography)[0]
-    lis_h, lis_w = listing_lab.shape[:2]
+    lis_h, lis_w = listing_rgb.shape[:2]
     inside = np.all(np.isfinite(mapped), axis=1) & (mapped[:, 0] >= 0) & (mapped[:, 0] <= lis_w - 1) \
         & (mapped[:, 1] >= 0) & (mapped[:, 1] <= lis_h - 1)
     if inside.sum() < MIN_POINTS:
         return None
-    ref_colours = reference_lab[np.rint(grid[inside, 1]).astype(int), np.rint(grid[inside, 0]).astype(int), 1:]
-    lis_colours = listing_lab[np.rint(mapped[inside, 1]).astype(int), np.rint(mapped[inside, 0]).astype(int), 1:]
-    return float(np.median(hue_difference(ref_colours - 128.0, lis_colours - 128.0)))
+    ref_colours = _chroma(reference_rgb[np.rint(grid[inside, 1]).astype(int), np.rint(grid[inside, 0]).astype(int)])
+    lis_colours = _chroma(listing_rgb[np.rint(mapped[inside, 1]).astype(int), np.rint(mapped[inside, 0]).astype(int)])
+    return float(np.median(hue_difference(ref_colours, lis_colours)))
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    """(n, 3) uint8 RGB -> (n, 2) CIELAB a*, b*, grey at 0 (OpenCV builds its conversion tables on first use,
+    ~0.15 s once per process)."""
+    rgb = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).reshape(-1, 3)[:, 1:].astype(np.float64)
 
 
 def hue_difference(u: np.ndarray, v: np.ndarray) -> np.ndarray:

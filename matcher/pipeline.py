@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .colour import MIN_INLIERS, colour_distance, lab_image, lab_thumbnail
+from .colour import MIN_INLIERS, colour_distance, colour_pixels, thumbnail_pixels
 from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import passes_gate
@@ -196,13 +196,13 @@ def add_colour_check(version: IndexVersion, image: Image.Image, ev: ListingEvide
     todo = [c for c in ev.candidates if c.inliers >= MIN_INLIERS and c.colour_distance is None]
     if not todo:
         return
-    listing_lab, thumbnails = lab_image(image), version.load_thumbnails()
+    listing_pixels, thumbnails = colour_pixels(image), version.load_thumbnails()
     for c in todo:
         if c.ref_id not in thumbnails:  # an index version saved without thumbnails
             continue
         found = ev.verification[c.ref_id]
         c.colour_distance = colour_distance(
-            listing_lab, image.size, lab_thumbnail(thumbnails[c.ref_id]),
+            listing_pixels, image.size, thumbnail_pixels(thumbnails[c.ref_id]),
             version.local_features[version.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
 
 

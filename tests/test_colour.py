@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
-from matcher.colour import MIN_INLIERS, colour_distance, lab_image, lab_thumbnail
+from matcher.colour import MIN_INLIERS, colour_distance, colour_pixels, thumbnail_pixels
 from matcher.images import load_image, thumbnail_jpeg
 from matcher.verify import extract_local_features, mirror_features, verify_pair
 from matcher.version import IndexVersion
@@ -33,7 +33,7 @@ def on_shelf(product: Image.Image, scale: float = 1.5, offset=(100, 60)) -> tupl
 
 
 def measure(listing: Image.Image, reference: Image.Image, reference_points, to_listing):
-    return colour_distance(lab_image(listing), listing.size, lab_thumbnail(thumbnail_jpeg(reference)),
+    return colour_distance(colour_pixels(listing), listing.size, thumbnail_pixels(thumbnail_jpeg(reference)),
                            reference.size, to_listing(reference_points), reference_points)
 
 
@@ -74,7 +74,7 @@ def best_colour_per_brand(version: IndexVersion, photo) -> dict[str, float]:
     for record in version.references:
         row = version.row_of_id[record.id]
         found = verify_pair(query, version.local_features[row], query_mirrored=mirror_features(query))
-        distance = colour_distance(lab_image(image), image.size, lab_thumbnail(thumbnails[record.id]),
+        distance = colour_distance(colour_pixels(image), image.size, thumbnail_pixels(thumbnails[record.id]),
                                    version.local_features[row].size, found.query_points, found.reference_points)
         if distance is not None and found.inliers > best.get(record.brand, (0, None))[0]:
             best[record.brand] = (found.inliers, distance)
