@@ -27,7 +27,7 @@ class Candidate:
     inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
     distinctive : those of the inliers on keypoints no other brand shares (``shared.py``), or NOT_VERIFIED
     mirrored : the listing matched as a mirror image
-    colour_distance : chroma difference where the verified match aligns the two photos (``colour.py``), or None
+    colour_distance : hue difference where the verified match aligns the two photos (``colour.py``), or None
         when not measured (too few inliers, or not verified)
     """
 
