@@ -11,6 +11,10 @@ either colour is grey, so a greyscale or desaturated copy (an edit a copier make
 is small for lighting and saturation changes, which keep the hue. Another colour of the same carton (green for
 orange) is a large angle between two saturated colours.
 
+Produce gives no homography (a green pepper has no logo), so there is a coarser check too: the chroma-weighted
+histograms of hue angles over the centres of the listing and of the reference (where a product photo shows the
+product), compared by their overlap (``hue_histogram``, ``hue_agreement``): a green pepper against yellow ones.
+
 Both images are compared small: the listing at ``COLOUR_SIDE`` pixels on its longer side, the reference through its
 stored thumbnail (``images.thumbnail_jpeg``).
 """
@@ -93,3 +97,31 @@ def hue_difference(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
     cosine = (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
     return np.minimum(norm_u, norm_v) * (1.0 - cosine)
+
+
+HUE_BINS = 12  # 30 degrees each
+CHROMATIC = 12.0  # a*, b* length below which a pixel counts as grey (no hue)
+MIN_CHROMATIC = 0.05  # share of the sampled pixels that must be coloured for a histogram
+
+
+def hue_histogram(pixels: np.ndarray, centre: float = 0.6) -> np.ndarray | None:
+    """Chroma-weighted histogram (HUE_BINS,) of hue angles over the central ``centre`` share (of each side) of
+    an RGB array (``colour_pixels``; every other pixel), summing to 1; None when that region is (nearly) grey."""
+    h, w = pixels.shape[:2]
+    top, left = int(h * (1 - centre) / 2), int(w * (1 - centre) / 2)
+    chroma = _chroma(pixels[top:h - top:2, left:w - left:2].reshape(-1, 3))
+    length = np.linalg.norm(chroma, axis=1)
+    keep = length >= CHROMATIC
+    if keep.mean() < MIN_CHROMATIC:
+        return None
+    angle = np.arctan2(chroma[keep, 1], chroma[keep, 0])
+    bins = ((angle + np.pi) / (2 * np.pi) * HUE_BINS).astype(int) % HUE_BINS
+    histogram = np.bincount(bins, weights=length[keep], minlength=HUE_BINS)
+    return histogram / histogram.sum()
+
+
+def hue_agreement(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Histogram intersection of two hue histograms in [0, 1]; 1 when either is grey (nothing to disagree on)."""
+    if a is None or b is None:
+        return 1.0
+    return float(np.minimum(a, b).sum())

@@ -29,6 +29,8 @@ class Candidate:
     mirrored : the listing matched as a mirror image
     colour_distance : hue difference where the verified match aligns the two photos (``colour.py``), or None
         when not measured (too few inliers, or not verified)
+    hue_agreement : overlap in [0, 1] of the hue histograms of the listing's and the reference's centres
+        (``colour.py``); 1 when not measured or when either is grey
     """
 
     ref_id: int
@@ -39,6 +41,7 @@ class Candidate:
     distinctive: int = NOT_VERIFIED
     mirrored: bool = False
     colour_distance: float | None = None
+    hue_agreement: float = 1.0
 
 
 @dataclass
@@ -60,7 +63,7 @@ BRAND_FEATURES = [
     "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
     "prototype_sim", "prototype_margin", "max_region_sim", "region_margin_next_brand", "log_max_inliers",
     "log_second_inliers", "inlier_margin", "log_max_distinctive", "distinctive_margin",
-    "colour_checked", "colour_distance",
+    "colour_checked", "colour_distance", "hue_agreement",
 ]
 GLOBAL_BRAND_FEATURES = 6
 COPY_FEATURES = [
@@ -131,7 +134,7 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
             best_region[b], best_region[b] - _best_other(best_region, b, floor),
             inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - _best_other(best_inl, b, 0.0),
             best_distinct[b], best_distinct[b] - _best_other(best_distinct, b, 0.0),
-            float(colour[b] is not None), colour[b] or 0.0,
+            float(colour[b] is not None), colour[b] or 0.0, max(c.hue_agreement for c in cs),
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
         best_refs.append(best.ref_id)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .colour import MIN_INLIERS, colour_distance, colour_pixels, thumbnail_pixels
+from .colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram, thumbnail_pixels
 from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import passes_gate
@@ -192,14 +192,16 @@ def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvi
 
 
 def add_colour_check(version: IndexVersion, image: Image.Image, ev: ListingEvidence) -> None:
-    """Measure ``colour_distance`` for the listing's candidates verified with enough inliers (``colour.py``)."""
-    todo = [c for c in ev.candidates if c.inliers >= MIN_INLIERS and c.colour_distance is None]
-    if not todo:
-        return
-    listing_pixels, thumbnails = colour_pixels(image), version.load_thumbnails()
-    for c in todo:
-        if c.ref_id not in thumbnails:  # an index version saved without thumbnails
-            continue
+    """The colour checks of ``colour.py``: every candidate's ``hue_agreement`` (the hues of the listing's centre
+    against the reference's), and ``colour_distance`` for those verified with enough inliers."""
+    listing_pixels = colour_pixels(image)
+    listing_hues = hue_histogram(listing_pixels)
+    for c, hues in zip(ev.candidates, version.reference_hues([c.ref_id for c in ev.candidates])):
+        c.hue_agreement = hue_agreement(listing_hues, hues)
+    thumbnails = version.load_thumbnails()
+    for c in ev.candidates:
+        if c.inliers < MIN_INLIERS or c.colour_distance is not None or c.ref_id not in thumbnails:
+            continue  # too few inliers, measured already, or an index version saved without thumbnails
         found = ev.verification[c.ref_id]
         c.colour_distance = colour_distance(
             listing_pixels, image.size, thumbnail_pixels(thumbnails[c.ref_id]),

@@ -17,6 +17,7 @@ from . import store
 from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
+from .colour import hue_histogram, thumbnail_pixels
 from .prototypes import BrandPrototypes
 from .score import Scorer
 from .shared import SharedKeypoints, pack_shared, unpack_shared
@@ -41,6 +42,8 @@ class IndexVersion:
     prototypes : each brand's references averaged (``prototypes.py``), derived from ``vectors`` on creation
     thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
         saving, not loaded by ``open`` (use ``load_thumbnails``)
+    hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), filled as the colour
+        check asks for them (use ``reference_hues``)
     """
 
     manifest: dict
@@ -55,6 +58,7 @@ class IndexVersion:
     index: VectorIndex
     folder: Path | None = None
     thumbnails: dict[int, bytes] = field(default_factory=dict)
+    hue_histograms: dict[int, np.ndarray | None] = field(default_factory=dict)
     row_of_id: dict[int, int] = field(init=False)
     prototypes: BrandPrototypes = field(init=False)
 
@@ -93,6 +97,16 @@ class IndexVersion:
         if not self.thumbnails and self.folder is not None:
             self.thumbnails = _read_thumbnails(self.folder)
         return self.thumbnails
+
+    def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
+        """Hue histograms (``colour.hue_histogram``) of references' thumbnails, computed once per reference;
+        None for a grey photo or a reference without a thumbnail."""
+        thumbnails = self.load_thumbnails()
+        for ref_id in ref_ids:
+            if ref_id not in self.hue_histograms:
+                jpeg = thumbnails.get(ref_id)
+                self.hue_histograms[ref_id] = hue_histogram(thumbnail_pixels(jpeg)) if jpeg else None
+        return [self.hue_histograms[ref_id] for ref_id in ref_ids]
 
     # ---------------------------------------------------------------- reading
     @classmethod

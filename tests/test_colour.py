@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
-from matcher.colour import MIN_INLIERS, colour_distance, colour_pixels, thumbnail_pixels
+from matcher.colour import (MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram,
+                            thumbnail_pixels)
 from matcher.images import load_image, thumbnail_jpeg
 from matcher.verify import extract_local_features, mirror_features, verify_pair
 from matcher.version import IndexVersion
@@ -88,3 +89,19 @@ def test_a_sister_product_verifies_on_its_logo_but_its_colours_differ(demo_index
                                ("Arla-Sour-Milk", "Arla-Medium-Fat-Milk", "Arla-Sour-Milk_029.jpg")]:
         colour = best_colour_per_brand(version, DEMO / "holdout" / own / photo)
         assert colour[own] + 1 < colour[sister], (photo, colour)
+
+
+def test_hue_histograms_tell_a_green_pepper_from_yellow_ones_but_not_from_a_grey_photo():
+    rng = np.random.default_rng(2)
+
+    def produce(rgb):  # a photo of one colour with some sensor noise
+        noisy = np.clip(np.asarray(rgb, float) + rng.normal(0, 6, (120, 160, 3)), 0, 255).astype(np.uint8)
+        return colour_pixels(Image.fromarray(noisy))
+
+    yellow, green, other_yellow = produce((230, 200, 30)), produce((60, 150, 40)), produce((240, 210, 50))
+    grey = produce((128, 128, 128))
+    assert hue_agreement(hue_histogram(yellow), hue_histogram(other_yellow)) > 0.8
+    assert hue_agreement(hue_histogram(yellow), hue_histogram(green)) < 0.2
+    assert hue_histogram(grey) is None  # nothing to compare: a grey photo never counts against a brand
+    assert hue_agreement(hue_histogram(grey), hue_histogram(yellow)) == 1.0
+    assert np.isclose(hue_histogram(green).sum(), 1.0)
