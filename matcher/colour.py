@@ -60,10 +60,8 @@ def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], refe
     """
     if len(listing_points) < MIN_INLIERS:
         return None
-    ref_scale = np.array([reference_rgb.shape[1] / reference_size[0], reference_rgb.shape[0] / reference_size[1]])
-    lis_scale = np.array([listing_rgb.shape[1] / listing_size[0], listing_rgb.shape[0] / listing_size[1]])
-    ref_pts = (np.asarray(reference_points, np.float64) * ref_scale).astype(np.float32)
-    lis_pts = (np.asarray(listing_points, np.float64) * lis_scale).astype(np.float32)
+    ref_pts = _to_pixels(reference_points, reference_rgb, reference_size)
+    lis_pts = _to_pixels(listing_points, listing_rgb, listing_size)
     homography, _ = cv2.findHomography(ref_pts, lis_pts, 0)  # least squares over the inliers RANSAC kept
     if homography is None or not np.all(np.isfinite(homography)):
         return None
@@ -80,9 +78,19 @@ def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], refe
         & (mapped[:, 1] >= 0) & (mapped[:, 1] <= lis_h - 1)
     if inside.sum() < MIN_POINTS:
         return None
-    ref_colours = _chroma(reference_rgb[np.rint(grid[inside, 1]).astype(int), np.rint(grid[inside, 0]).astype(int)])
-    lis_colours = _chroma(listing_rgb[np.rint(mapped[inside, 1]).astype(int), np.rint(mapped[inside, 0]).astype(int)])
+    ref_colours, lis_colours = _chroma_at(reference_rgb, grid[inside]), _chroma_at(listing_rgb, mapped[inside])
     return float(np.median(hue_difference(ref_colours, lis_colours)))
+
+
+def _to_pixels(points: np.ndarray, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(n, 2) points in original image pixels -> float32 (n, 2) in the small copy ``pixels`` of that image."""
+    scale = np.array([pixels.shape[1] / size[0], pixels.shape[0] / size[1]])
+    return (np.asarray(points, np.float64) * scale).astype(np.float32)
+
+
+def _chroma_at(pixels: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """CIELAB a*, b* (n, 2) of ``pixels`` at (n, 2) x, y points (nearest pixel)."""
+    return _chroma(pixels[np.rint(points[:, 1]).astype(int), np.rint(points[:, 0]).astype(int)])
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
