@@ -33,16 +33,27 @@ def on_shelf(product: Image.Image, scale: float = 1.5, offset=(100, 60)) -> tupl
     return listing, lambda points: points * scale + np.asarray(offset, float)
 
 
-def measure(listing: Image.Image, reference: Image.Image, reference_points, to_listing):
+def carton_on_shelf(seed: int):
+    """A random carton, 30 points on it, its photo on a shelf and the carton -> photo mapping."""
+    rng = np.random.default_rng(seed)
+    reference = carton(rng)
+    points = rng.uniform([20, 20], [280, 380], size=(30, 2))
+    return (reference, points, *on_shelf(reference))
+
+
+def measure_both(listing: Image.Image, reference: Image.Image, reference_points, to_listing):
     return colour_distance(colour_pixels(listing), listing.size, thumbnail_pixels(thumbnail_jpeg(reference)),
                            reference.size, to_listing(reference_points), reference_points)
 
 
+def measure(listing: Image.Image, reference: Image.Image, reference_points, to_listing):
+    """The typical hue difference, or None."""
+    found = measure_both(listing, reference, reference_points, to_listing)
+    return None if found is None else found.typical
+
+
 def test_the_same_colours_measure_near_zero_and_a_recoloured_product_far():
-    rng = np.random.default_rng(0)
-    reference = carton(rng)
-    points = rng.uniform([20, 20], [280, 380], size=(30, 2))
-    listing, to_listing = on_shelf(reference)
+    reference, points, listing, to_listing = carton_on_shelf(seed=0)
     same = measure(listing, reference, points, to_listing)
     assert same is not None and same < 0.5
     # the same carton in another colour (red and blue channels swapped: an orange carton turns blue)
@@ -55,6 +66,19 @@ def test_the_same_colours_measure_near_zero_and_a_recoloured_product_far():
     assert measure(darker, reference, points, to_listing) < other_colour / 5
     assert measure(ImageEnhance.Color(listing).enhance(0.4), reference, points, to_listing) < other_colour / 5
     assert measure(listing.convert("L").convert("RGB"), reference, points, to_listing) < 0.5
+
+
+def test_a_patch_of_another_colour_shows_in_the_patch_difference_only():
+    reference, points, listing, to_listing = carton_on_shelf(seed=3)
+    same = measure_both(listing, reference, points, to_listing)
+    # a variant of the carton: the same packaging with a blue medallion instead of the green one
+    variant = reference.copy()
+    ImageDraw.Draw(variant).ellipse((60, 150, 240, 330), fill=(40, 70, 170))
+    other = measure_both(on_shelf(variant)[0], reference, points, to_listing)
+    assert other.typical < 2 and other.patch > 20, other
+    assert same.patch < 2, same
+    # a greyscale copy shows no patch of another colour either
+    assert measure_both(listing.convert("L").convert("RGB"), reference, points, to_listing).patch < 2
 
 
 def test_too_few_inliers_or_a_region_outside_the_listing_cannot_be_measured():
@@ -78,7 +102,7 @@ def best_colour_per_brand(version: IndexVersion, photo) -> dict[str, float]:
         distance = colour_distance(colour_pixels(image), image.size, thumbnail_pixels(thumbnails[record.id]),
                                    version.local_features[row].size, found.query_points, found.reference_points)
         if distance is not None and found.inliers > best.get(record.brand, (0, None))[0]:
-            best[record.brand] = (found.inliers, distance)
+            best[record.brand] = (found.inliers, distance.typical)
     return {brand: distance for brand, (_, distance) in best.items()}
 
 
