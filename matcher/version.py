@@ -17,7 +17,7 @@ from . import store
 from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
-from .colour import hue_histogram, thumbnail_pixels
+from .colour import HUE_BINS, hue_histogram, thumbnail_pixels
 from .prototypes import BrandPrototypes
 from .score import Scorer
 from .shared import SharedKeypoints, pack_shared, unpack_shared
@@ -26,6 +26,7 @@ from .verify import LocalFeatures, pack_features, unpack_features
 from .whiten import Whitening
 
 THUMBNAILS = "thumbnails.npz"
+HUE_HISTOGRAMS = "hue_histograms.npz"  # the thumbnails' hue histograms, so that a scan need not compute them
 FINGERPRINT_KEYS = ("descriptor", "backbone_timm", "weights_sha256", "preprocessing", "runtime")
 
 
@@ -42,8 +43,8 @@ class IndexVersion:
     prototypes : each brand's references averaged (``prototypes.py``), derived from ``vectors`` on creation
     thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
         saving, not loaded by ``open`` (use ``load_thumbnails``)
-    hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), filled as the colour
-        check asks for them (use ``reference_hues``)
+    hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), or None for a grey
+        photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
     """
 
     manifest: dict
@@ -91,6 +92,10 @@ class IndexVersion:
         if self.thumbnails:
             arrays = {str(i): np.frombuffer(jpeg, np.uint8) for i, jpeg in self.thumbnails.items()}
             np.savez(folder / THUMBNAILS, **arrays)
+            ids = [r.id for r in self.references if r.id in self.thumbnails]
+            rows = [np.full(HUE_BINS, np.nan) if h is None else h for h in self.reference_hues(ids)]
+            np.savez(folder / HUE_HISTOGRAMS, ids=np.asarray(ids, np.int64),
+                     histograms=np.asarray(rows, np.float64).reshape(len(ids), HUE_BINS))
 
     def load_thumbnails(self) -> dict[int, bytes]:
         """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails)."""
@@ -99,8 +104,8 @@ class IndexVersion:
         return self.thumbnails
 
     def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
-        """Hue histograms (``colour.hue_histogram``) of references' thumbnails, computed once per reference;
-        None for a grey photo or a reference without a thumbnail."""
+        """Hue histograms (``colour.hue_histogram``) of references' thumbnails, as stored or else computed once
+        per reference; None for a grey photo or a reference without a thumbnail."""
         thumbnails = self.load_thumbnails()
         for ref_id in ref_ids:
             if ref_id not in self.hue_histograms:
@@ -133,7 +138,7 @@ class IndexVersion:
                 background=np.load(folder / "background.npy"),
                 local_features=unpack_features(np.load(folder / "local_features.npz")),
                 shared_keypoints=unpack_shared(np.load(folder / "shared_keypoints.npz"), len(references)),
-                scorer=scorer, index=index, folder=folder,
+                scorer=scorer, index=index, folder=folder, hue_histograms=_read_hue_histograms(folder),
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise IndexCorruptError(f"{folder}: cannot read index files ({exc})") from None
@@ -169,6 +174,14 @@ def _read_thumbnails(folder: Path) -> dict[int, bytes]:
         return {}
     with np.load(folder / THUMBNAILS) as arrays:
         return {int(key): arrays[key].tobytes() for key in arrays.files}
+
+
+def _read_hue_histograms(folder: Path) -> dict[int, np.ndarray | None]:
+    """Reference id -> hue histogram (None for a grey photo) from a version folder ({} when it has none)."""
+    if not (folder / HUE_HISTOGRAMS).is_file():
+        return {}
+    with np.load(folder / HUE_HISTOGRAMS) as arrays:
+        return {int(i): None if np.isnan(h).any() else h for i, h in zip(arrays["ids"], arrays["histograms"])}
 
 
 def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:

@@ -353,6 +353,18 @@ def test_cli_add_remove_gc(index, catalog_c):
     assert code != 0 and out.startswith("error:") and "missing" in out
 
 
+def stored_hues_match_the_thumbnails(index) -> bool:
+    """Whether the published version stores the hue histogram of each reference's thumbnail, and no other."""
+    from matcher.colour import hue_histogram, thumbnail_pixels
+    version = IndexVersion.open(index)
+    thumbnails = version.load_thumbnails()
+    if set(version.hue_histograms) != {r.id for r in version.references}:
+        return False
+    fresh = [hue_histogram(thumbnail_pixels(thumbnails[r.id])) for r in version.references]
+    return all((a is None and b is None) or (a is not None and b is not None and np.allclose(a, b))
+               for a, b in zip(fresh, version.reference_hues([r.id for r in version.references])))
+
+
 def test_typical_prices_and_thumbnails_follow_add_and_remove(index, catalog_c, embedder):
     from matcher.version import published_manifest, reference_thumbnails
 
@@ -362,11 +374,13 @@ def test_typical_prices_and_thumbnails_follow_add_and_remove(index, catalog_c, e
     assert manifest["typical_prices"] == {C: pytest.approx(3.49)}
     thumbnails = reference_thumbnails(index)
     assert {path.split("/")[0] for path in thumbnails} == {A, B, C} and len(thumbnails) == 9
+    assert stored_hues_match_the_thumbnails(index)  # the colour check reads them instead of decoding thumbnails
 
     remove_from_index(index, [C])
     _, manifest = published_manifest(index)
     assert manifest["typical_prices"] == {}
     assert {path.split("/")[0] for path in reference_thumbnails(index)} == {A, B}
+    assert stored_hues_match_the_thumbnails(index)
 
     (catalog_c / "brands.csv").write_text("brand,typical_price\nNot-A-Brand,3.49\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"brands\.csv:2:1: brand 'Not-A-Brand' has no folder"):
