@@ -149,14 +149,15 @@ def hue_difference(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.minimum(norm_u, norm_v) * (1.0 - cosine)
 
 
-HUE_BINS = 12  # 30 degrees each
+HUE_BINS = 36  # 10 degrees each: a green pepper's green and a Granny Smith's yellower green fall apart
 CHROMATIC = 12.0  # a*, b* length below which a pixel counts as grey (no hue)
 MIN_CHROMATIC = 0.05  # share of the sampled pixels that must be coloured for a histogram
 
 
 def hue_histogram(pixels: np.ndarray, centre: float = 0.6) -> np.ndarray | None:
     """Chroma-weighted histogram (HUE_BINS,) of hue angles over the central ``centre`` share (of each side) of
-    an RGB array (``colour_pixels``; every other pixel), summing to 1; None when that region is (nearly) grey."""
+    an RGB array (``colour_pixels``; every other pixel), summing to 1; None when that region is (nearly) grey.
+    Each pixel is shared linearly between the two bins nearest its hue, so a hue on a bin edge does not jump."""
     h, w = pixels.shape[:2]
     top, left = int(h * (1 - centre) / 2), int(w * (1 - centre) / 2)
     chroma = _chroma(pixels[top:h - top:2, left:w - left:2].reshape(-1, 3))
@@ -164,9 +165,13 @@ def hue_histogram(pixels: np.ndarray, centre: float = 0.6) -> np.ndarray | None:
     keep = length >= CHROMATIC
     if keep.mean() < MIN_CHROMATIC:
         return None
-    angle = np.arctan2(chroma[keep, 1], chroma[keep, 0])
-    bins = ((angle + np.pi) / (2 * np.pi) * HUE_BINS).astype(int) % HUE_BINS
-    histogram = np.bincount(bins, weights=length[keep], minlength=HUE_BINS)
+    position = (np.arctan2(chroma[keep, 1], chroma[keep, 0]) + np.pi) / (2 * np.pi) * HUE_BINS - 0.5
+    lower = np.floor(position)
+    upper_share = position - lower  # bin b's centre is at position b
+    lower = lower.astype(int) % HUE_BINS
+    weight = length[keep]
+    histogram = (np.bincount(lower, weights=weight * (1.0 - upper_share), minlength=HUE_BINS)
+                 + np.bincount((lower + 1) % HUE_BINS, weights=weight * upper_share, minlength=HUE_BINS))
     return histogram / histogram.sum()
 
 

@@ -181,7 +181,10 @@ def _read_hue_histograms(folder: Path) -> dict[int, np.ndarray | None]:
     if not (folder / HUE_HISTOGRAMS).is_file():
         return {}
     with np.load(folder / HUE_HISTOGRAMS) as arrays:
-        return {int(i): None if np.isnan(h).any() else h for i, h in zip(arrays["ids"], arrays["histograms"])}
+        ids, histograms = arrays["ids"], arrays["histograms"]
+    if histograms.shape[1:] != (HUE_BINS,):
+        return {}  # made with other bins: computed again as needed
+    return {int(i): None if np.isnan(h).any() else h for i, h in zip(ids, histograms)}
 
 
 def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:

@@ -129,3 +129,17 @@ def test_hue_histograms_tell_a_green_pepper_from_yellow_ones_but_not_from_a_grey
     assert hue_histogram(grey) is None  # nothing to compare: a grey photo never counts against a brand
     assert hue_agreement(hue_histogram(grey), hue_histogram(yellow)) == 1.0
     assert np.isclose(hue_histogram(green).sum(), 1.0)
+
+
+def test_a_slight_hue_shift_keeps_most_of_the_hue_agreement_wherever_the_hue_lies():
+    from skimage.color import lab2rgb
+
+    def flat(hue_degrees):  # a flat photo of one saturated colour of this CIELAB hue
+        a, b = 40 * np.cos(np.radians(hue_degrees)), 40 * np.sin(np.radians(hue_degrees))
+        rgb = (lab2rgb(np.array([[[60.0, a, b]]])) * 255).round().astype(np.uint8)
+        return np.broadcast_to(rgb, (60, 80, 3)).copy()
+
+    # every 2.5 degrees around the circle, so that some pairs straddle a bin edge: 3 degrees apart agree
+    for hue in np.arange(0, 360, 2.5):
+        assert hue_agreement(hue_histogram(flat(hue)), hue_histogram(flat(hue + 3))) > 0.5, hue
+    assert hue_agreement(hue_histogram(flat(100)), hue_histogram(flat(130))) < 0.1  # 30 degrees apart do not
