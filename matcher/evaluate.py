@@ -333,6 +333,19 @@ def evaluate(bench: Benchmark, rows: Sequence[ScoreRow]) -> dict:
     }
 
 
+def false_positives(bench: Benchmark, rows: Sequence[ScoreRow], threshold: float) -> list[ScoreRow]:
+    """The best row of each distractor (``none`` query) scoring at least ``threshold`` (e.g. the metrics'
+    ``brand_thr@P90``), highest first: the look-alikes that reach the operating point."""
+    best: dict[str, ScoreRow] = {}
+    for r in rows:
+        q = normalize_path(r.listing, bench.bench_dir, "queries")
+        truth = bench.truth.get(q)
+        if truth is not None and truth.kind == "none" and r.score >= threshold and \
+                (q not in best or r.score > best[q].score):
+            best[q] = r._replace(listing=q)
+    return sorted(best.values(), key=lambda r: (-r.score, r.listing))
+
+
 def evaluate_scores_file(bench_dir, scores_csv) -> dict:
     """Evaluate a ``listing,brand,reference,score`` CSV against a benchmark folder."""
     res = evaluate(load_benchmark(bench_dir), read_scores_csv(scores_csv))

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Evaluate a scores CSV (listing,brand,reference,score) against a benchmark folder.
 
-Usage: python scripts/evaluate.py BENCH_DIR SCORES.csv [--json]
+Usage: python scripts/evaluate.py BENCH_DIR SCORES.csv [--json] [--false-positives]
+
+--false-positives also lists the distractors that score at or above the brand P90 threshold (fp_at_p90's).
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from matcher.evaluate import EvaluationError, evaluate_scores_file, format_report  # noqa: E402
+from matcher.evaluate import (EvaluationError, evaluate_scores_file, false_positives,  # noqa: E402
+                              format_report, load_benchmark, read_scores_csv)
 
 
 def main(argv=None) -> int:
@@ -20,6 +23,8 @@ def main(argv=None) -> int:
     ap.add_argument("bench_dir", help="benchmark folder (ground_truth.csv, references/, queries/)")
     ap.add_argument("scores_csv", help="CSV with columns listing,brand,reference,score")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ap.add_argument("--false-positives", action="store_true",
+                    help="also list the distractors scoring at or above the brand P90 threshold")
     args = ap.parse_args(argv)
     try:
         metrics = evaluate_scores_file(args.bench_dir, args.scores_csv)
@@ -27,6 +32,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     print(json.dumps(metrics) if args.json else format_report(metrics))
+    if args.false_positives:
+        threshold = metrics["brand_thr@P90"]
+        found = [] if threshold is None else false_positives(load_benchmark(args.bench_dir),
+                                                             read_scores_csv(args.scores_csv), threshold)
+        print(f"\ndistractors at or above the brand P90 threshold ({threshold}): {len(found)}")
+        for r in found:
+            print(f"  {r.score:.3f}  {r.listing}  ->  {r.brand}  ({r.reference})")
     return 0
 
 

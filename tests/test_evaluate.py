@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from matcher.evaluate import (EvaluationError, ScoreRow, evaluate, evaluate_scores_file, format_report,
-                              load_benchmark, ranked_metrics, read_scores_csv, score_rows_from_results,
+from matcher.evaluate import (EvaluationError, ScoreRow, evaluate, evaluate_scores_file, false_positives,
+                              format_report, load_benchmark, ranked_metrics, read_scores_csv, score_rows_from_results,
                               split_edit_chain, write_scores_csv)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,3 +280,18 @@ def test_script_json_output(bench, tmp_path):
                           "--json"], capture_output=True, text=True, check=True).stdout
     m = json.loads(out)
     assert m["copy_uAP"] == 1.0 and m["per_edit"]["blur"]["n"] == 2
+
+
+def test_false_positives_are_the_distractors_at_or_above_the_threshold(bench, tmp_path):
+    rows = perfect_rows() + [ScoreRow("queries/q00006.jpg", "B", "B/b2.jpg", 0.85),  # its best row
+                             ScoreRow("q00007.jpg", "A", "A/a2.jpg", 0.8),
+                             ScoreRow("q00004.jpg", "B", "B/b1.jpg", 0.99)]  # a positive's wrong brand: not a distractor
+    found = false_positives(bench, rows, threshold=0.8)
+    assert found == [ScoreRow("q00006.jpg", "B", "B/b2.jpg", 0.85), ScoreRow("q00007.jpg", "A", "A/a2.jpg", 0.8)]
+    assert false_positives(bench, rows, threshold=0.9) == []
+    path = tmp_path / "scores.csv"
+    write_scores_csv(rows[:-1], path)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), bench.bench_dir, str(path),
+                          "--false-positives"], capture_output=True, text=True, check=True).stdout
+    # five positives cannot carry a distractor above a 90%-precision threshold: the script says so
+    assert "distractors at or above the brand P90 threshold (0.9): 0" in out
