@@ -346,9 +346,14 @@ def false_positives(bench: Benchmark, rows: Sequence[ScoreRow], threshold: float
     return sorted(best.values(), key=lambda r: (-r.score, r.listing))
 
 
-def evaluate_scores_file(bench_dir, scores_csv) -> dict:
-    """Evaluate a ``listing,brand,reference,score`` CSV against a benchmark folder."""
-    res = evaluate(load_benchmark(bench_dir), read_scores_csv(scores_csv))
+def evaluate_scores_file(bench_dir, scores_csv, *, with_false_positives: bool = False) -> dict:
+    """Evaluate a ``listing,brand,reference,score`` CSV against a benchmark folder; ``with_false_positives`` adds
+    ``false_positives``: :func:`false_positives` at ``brand_thr@P90`` ([] when there is no such threshold)."""
+    bench, rows = load_benchmark(bench_dir), read_scores_csv(scores_csv)
+    res = evaluate(bench, rows)
+    if with_false_positives:
+        threshold = res["brand_thr@P90"]
+        res["false_positives"] = [] if threshold is None else false_positives(bench, rows, threshold)
     return {"bench": os.path.abspath(bench_dir), "scores": os.path.abspath(scores_csv), **res}
 
 

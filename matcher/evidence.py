@@ -118,10 +118,10 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
     best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
     # the colours of the brand's best-aligned measured reference (most inliers: colour.py), in units of 100
-    colour = {b: max((c for c in cs if c.colour_distance is not None), key=lambda c: c.inliers, default=None)
-              for b, cs in by_brand.items()}
+    aligned = {b: max((c for c in cs if c.colour_distance is not None), key=lambda c: c.inliers, default=None)
+               for b, cs in by_brand.items()}
     colour = {b: None if c is None else (c.colour_distance.typical / 100.0, c.colour_distance.patch / 100.0)
-              for b, c in colour.items()}
+              for b, c in aligned.items()}
     floor = min(c.similarity for c in ev.candidates)
     # a brand without a prototype cosine (prototypes off, or a brand only the region search brought in: computing
     # theirs measured no better on devbench) counts its best reference as its prototype

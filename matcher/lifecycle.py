@@ -128,6 +128,8 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
         shared_keypoints=find_shared_keypoints(vectors, [r.brand for r in references], local,
                                                neighbours=_shared_neighbours(old.manifest)),
         scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
+        hue_histograms={record.id: old.hue_histograms[old.references[row].id] for record, from_old, row in rows
+                        if from_old and old.references[row].id in old.hue_histograms},  # kept: not computed again
     )
 
 

@@ -198,10 +198,11 @@ def add_colour_check(version: IndexVersion, image: Image.Image, ev: ListingEvide
     listing_hues = hue_histogram(listing_pixels)
     for c, hues in zip(ev.candidates, version.reference_hues([c.ref_id for c in ev.candidates])):
         c.hue_agreement = hue_agreement(listing_hues, hues)
-    thumbnails = version.load_thumbnails()
-    for c in ev.candidates:
-        if c.inliers < MIN_INLIERS or c.colour_distance is not None or c.ref_id not in thumbnails:
-            continue  # too few inliers, measured already, or an index version saved without thumbnails
+    todo = [c for c in ev.candidates if c.inliers >= MIN_INLIERS and c.colour_distance is None]
+    thumbnails = version.load_thumbnails() if todo else {}
+    for c in todo:
+        if c.ref_id not in thumbnails:  # an index version saved without thumbnails
+            continue
         found = ev.verification[c.ref_id]
         c.colour_distance = colour_distance(
             listing_pixels, image.size, thumbnail_pixels(thumbnails[c.ref_id]),

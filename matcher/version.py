@@ -106,10 +106,9 @@ class IndexVersion:
     def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
         """Hue histograms (``colour.hue_histogram``) of references' thumbnails, as stored or else computed once
         per reference; None for a grey photo or a reference without a thumbnail."""
-        thumbnails = self.load_thumbnails()
         for ref_id in ref_ids:
-            if ref_id not in self.hue_histograms:
-                jpeg = thumbnails.get(ref_id)
+            if ref_id not in self.hue_histograms:  # only then are the thumbnails needed
+                jpeg = self.load_thumbnails().get(ref_id)
                 self.hue_histograms[ref_id] = hue_histogram(thumbnail_pixels(jpeg)) if jpeg else None
         return [self.hue_histograms[ref_id] for ref_id in ref_ids]
 

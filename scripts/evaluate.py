@@ -14,8 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from matcher.evaluate import (EvaluationError, evaluate_scores_file, false_positives,  # noqa: E402
-                              format_report, load_benchmark, read_scores_csv)
+from matcher.evaluate import EvaluationError, evaluate_scores_file, format_report  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -27,16 +26,14 @@ def main(argv=None) -> int:
                     help="also list the distractors scoring at or above the brand P90 threshold")
     args = ap.parse_args(argv)
     try:
-        metrics = evaluate_scores_file(args.bench_dir, args.scores_csv)
+        metrics = evaluate_scores_file(args.bench_dir, args.scores_csv, with_false_positives=args.false_positives)
     except EvaluationError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     print(json.dumps(metrics) if args.json else format_report(metrics))
-    if args.false_positives:
-        threshold = metrics["brand_thr@P90"]
-        found = [] if threshold is None else false_positives(load_benchmark(args.bench_dir),
-                                                             read_scores_csv(args.scores_csv), threshold)
-        print(f"\ndistractors at or above the brand P90 threshold ({threshold}): {len(found)}")
+    if args.false_positives and not args.json:
+        found = metrics["false_positives"]
+        print(f"\ndistractors at or above the brand P90 threshold ({metrics['brand_thr@P90']}): {len(found)}")
         for r in found:
             print(f"  {r.score:.3f}  {r.listing}  ->  {r.brand}  ({r.reference})")
     return 0
