@@ -59,6 +59,7 @@ class ListingEvidence:
     verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
     window_similarity: float = -1.0  # best cosine of a feature-map window to any reference (gate.py)
+    window_scores: tuple[float, ...] = ()  # per feature-map window (embed.WINDOWS), its best cosine to a reference
     prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (prototypes.py)
 
 

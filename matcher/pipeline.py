@@ -2,9 +2,10 @@
 
 Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
 match something) get the expensive stages: SIFT verification of the top candidates, then, unless a candidate
-verified conclusively (``CascadeSettings.settled_inliers``), a search over image regions (half-size windows on a
-2 x 2 grid and a centre crop) and verification of the candidates it brings up. Clear non-matches, the bulk of
-marketplace traffic, stay cheap, and clear copies skip the region search.
+verified conclusively (``CascadeSettings.settled_inliers``), a search over image regions and verification of the
+candidates it brings up. The regions are half-size windows on a 2 x 2 grid and a centre crop; only the three whose
+feature-map windows (free with the global descriptor) look most like a reference go through the CNN again. Clear
+non-matches, the bulk of marketplace traffic, stay cheap, and clear copies skip the region search.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class CascadeSettings:
     verify_top : how many of the best candidates get SIFT verification
     regions : search image regions for doubtful listings
     region_grid : windows per side of the region lattice (2 -> the 4 quadrants + a centre crop; 3 -> 9 + 1)
+    region_crops_kept : with region_grid 2, how many of the 5 crops go through the CNN: those whose feature-map
+        windows (``embed.WINDOWS``, the same layout) are most similar to a reference
     sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
     settled_inliers : a listing whose global candidates verify with at least this many inliers skips the region
         search (0: always search regions)
@@ -47,6 +50,7 @@ class CascadeSettings:
     verify_top: int = 6
     regions: bool = True
     region_grid: int = 2
+    region_crops_kept: int = 3
     verify: bool = True
     sift_long_side: int = 320
     settled_inliers: int = 40
@@ -137,19 +141,28 @@ def add_window_similarity(version: IndexVersion, evidence: Sequence[ListingEvide
     if n == 0 or per_image == 0:
         return
     vectors = version.whitening.apply(windows.reshape(n * per_image, -1))
-    for ev, hits in zip(evidence, _visible_neighbours(version, vectors, 1, exclude, per_image)):
-        ev.window_similarity = max((s for s, _ in hits), default=-1.0)
+    per_window = [e for e in exclude for _ in range(per_image)] if exclude else None
+    best = [max((s for s, _ in hits), default=-1.0) for hits in _visible_neighbours(version, vectors, 1, per_window)]
+    for ev, scores in zip(evidence, np.asarray(best, np.float32).reshape(n, per_image)):
+        ev.window_similarity = float(scores.max())
+        ev.window_scores = tuple(float(s) for s in scores)
 
 
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
                         evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, grid: int = 3,
-                        per_region: int = 5, exclude: Sequence[set[int]] | None = None) -> None:
+                        per_region: int = 5, exclude: Sequence[set[int]] | None = None,
+                        crops_kept: int | None = None) -> None:
     """Search the listings' regions too: add each region's nearest references as candidates, and raise every
     candidate's region_similarity to its best cosine over the regions.
 
     query_vectors : whitened whole-image vectors (n, d) of ``images``, to give new candidates their similarity
+    crops_kept : embed only this many crops per listing, those whose feature-map windows scored best
+        (``ListingEvidence.window_scores``); ignored unless every listing has one score per crop
     """
-    crops = [c for im in images for c in region_crops(im, grid)]
+    per_listing = [region_crops(im, grid) for im in images]
+    if crops_kept is not None and all(len(ev.window_scores) == len(c) for ev, c in zip(evidence, per_listing)):
+        per_listing = [_best_windows(c, ev.window_scores, crops_kept) for c, ev in zip(per_listing, evidence)]
+    crops = [c for listing in per_listing for c in listing]
     if not crops:
         return
     per_image = len(crops) // len(images)
@@ -169,6 +182,12 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
         for c, s in zip(ev.candidates, best):
             c.region_similarity = max(c.similarity, float(s))
         ev.regions_searched = True
+
+
+def _best_windows(crops: list[Image.Image], scores: Sequence[float], kept: int) -> list[Image.Image]:
+    """The ``kept`` crops with the highest window ``scores`` (one per crop), in their original order."""
+    best = np.argsort(-np.asarray(scores), kind="stable")[:kept]
+    return [crops[j] for j in sorted(best)]
 
 
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
@@ -290,6 +309,7 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         chosen = [doubtful[k] for k in unsettled]
         add_region_evidence(version, embedder, [images[i] for i in chosen], [evidence[i] for i in chosen],
                             vectors[chosen], grid=settings.region_grid,
+                            crops_kept=settings.region_crops_kept,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
         for k in unsettled if settings.verify else []:  # candidates the regions brought up
             add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k])

@@ -33,8 +33,8 @@ from pathlib import Path
 from .errors import MatcherError
 from .images import file_sha256
 
-FORMAT_VERSION = 6  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
-#                    5: hue agreement; 6: colour patch difference
+FORMAT_VERSION = 7  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
+#                    5: hue agreement; 6: colour patch difference; 7: scorer calibrated on 3 region crops of 5
 POINTER = "CURRENT"
 VERSIONS = "versions"
 TEMP_PREFIX = ".tmp-"
