@@ -11,7 +11,7 @@ Two feature tables come out of it:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -93,9 +93,17 @@ def _max_of_others(values: np.ndarray, default: float) -> np.ndarray:
     return out
 
 
-def _best_other(values: dict[str, float], brand: str, default: float) -> float:
-    """The largest of ``values`` over brands other than ``brand`` (``default`` when there is none)."""
-    return max((v for other, v in values.items() if other != brand), default=default)
+def _best_others(values: dict[str, float], default: float) -> Callable[[str], float]:
+    """``best_other(brand)``: the largest of ``values`` over brands other than ``brand`` (``default`` when there is
+    none); the two largest are found once, so asking for every brand costs O(brands), not O(brands^2)."""
+    top = sorted(values.items(), key=lambda item: -item[1])[:2]
+    second = top[1][1] if len(top) > 1 else default
+
+    def best_other(brand: str) -> float:
+        if not top:
+            return default
+        return second if top[0][0] == brand else top[0][1]
+    return best_other
 
 
 def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.ndarray]:
@@ -128,6 +136,9 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     # theirs measured no better on devbench) counts its best reference as its prototype
     prototype = ev.prototype_similarity or best_sim
     brands = sorted(by_brand, key=lambda b: -max(best_region[b], best_sim[b]))
+    other_sim, other_prototype = _best_others(best_sim, floor), _best_others(prototype, floor)
+    other_region, other_inl = _best_others(best_region, floor), _best_others(best_inl, 0.0)
+    other_distinct = _best_others(best_distinct, 0.0)
     rows, best_refs = [], []
     for b in brands:
         cs = by_brand[b]
@@ -135,12 +146,12 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
         inl = sorted((inlier_value[id(c)] for c in cs), reverse=True)
         own_prototype = prototype.get(b, sims[0])
         rows.append([
-            sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - _best_other(best_sim, b, floor),
+            sims[0], sims[1] if len(sims) > 1 else floor, sims[0] - other_sim(b),
             top5.count(b) / 5.0, sims[0] - ev.background_similarity, ev.background_similarity,
-            own_prototype, own_prototype - _best_other(prototype, b, floor),
-            best_region[b], best_region[b] - _best_other(best_region, b, floor),
-            inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - _best_other(best_inl, b, 0.0),
-            best_distinct[b], best_distinct[b] - _best_other(best_distinct, b, 0.0),
+            own_prototype, own_prototype - other_prototype(b),
+            best_region[b], best_region[b] - other_region(b),
+            inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - other_inl(b),
+            best_distinct[b], best_distinct[b] - other_distinct(b),
             float(colour[b] is not None), *(colour[b] or (0.0, 0.0)), max(c.hue_agreement for c in cs),
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))

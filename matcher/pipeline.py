@@ -129,7 +129,7 @@ def _visible_neighbours(version: IndexVersion, vectors: np.ndarray, k: int, excl
     out = []
     for i, (row_sims, row_ids) in enumerate(zip(sims.reshape(n, -1), ids.reshape(n, -1))):
         hidden = exclude[i] if exclude else set()
-        out.append([(float(s), int(r)) for s, r in zip(row_sims, row_ids) if r >= 0 and int(r) not in hidden])
+        out.append([(s, r) for s, r in zip(row_sims.tolist(), row_ids.tolist()) if r >= 0 and r not in hidden])
     return out
 
 
