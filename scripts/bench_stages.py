@@ -6,7 +6,7 @@ Usage::
 
 Runs the stages one after another on the same decoded listings (every listing through every stage, as a
 listing in doubt would go) and prints the wall time per listing of: decode, global descriptor (CNN), search,
-the gate (feature-map windows search + gate model), region search (the cascade's windows: CNN + search), SIFT
+the gate (feature-map windows search + gate model), region search (the cascade's kept crops: CNN + search), SIFT
 extraction of the listing, verification of the top candidates, the colour check of verified matches, scoring. The machine is shared and noisy: compare figures from one run with each other, not across runs.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> int:
     timed("gate (windows search)", add_window_similarity, version, evidence, windows)
     timed("gate (model)", passes_gate, version.scorer, evidence)
     timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors,
-          grid=settings.region_grid)
+          grid=settings.region_grid, crops_kept=settings.region_crops_kept)
     for image, ev in zip(images, evidence):
         query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side)
         timed("verify top candidates", add_verification, version, query, ev, settings.verify_top)
