@@ -58,9 +58,13 @@ class ListingEvidence:
     regions_searched: bool = False
     verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
-    window_similarity: float = -1.0  # best cosine of a feature-map window to any reference (gate.py)
     window_scores: tuple[float, ...] = ()  # per feature-map window (embed.WINDOWS), its best cosine to a reference
     prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (prototypes.py)
+
+    @property
+    def window_similarity(self) -> float:
+        """Best cosine of any feature-map window to any reference (gate.py); -1 when no window was searched."""
+        return max(self.window_scores, default=-1.0)
 
 
 # Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.

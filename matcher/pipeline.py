@@ -85,18 +85,21 @@ class ListingOutcome:
 REGION_SIZE = 0.5  # window side as a fraction of the image side
 
 
-def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
-    """Overlapping half-size windows on a grid x grid lattice (grid=3: corners, edge middles, centre) and a 60%
-    centre crop: grid * grid + 1 images.
-
-    Catches a product shown small inside a screenshot, collage or background scene.
-    """
-    w, h = image.size
+def region_boxes(size: tuple[int, int], grid: int = 3) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) pixel boxes of an image of ``size`` (width, height): overlapping half-size
+    windows on a grid x grid lattice (grid=3: corners, edge middles, centre; row by row) and a 60% centre crop,
+    grid * grid + 1 boxes. Catches a product shown small inside a screenshot, collage or background scene."""
+    w, h = size
     step = (1.0 - REGION_SIZE) / max(grid - 1, 1)
     boxes = [(int(i * step * w), int(j * step * h), int((i * step + REGION_SIZE) * w), int((j * step + REGION_SIZE) * h))
              for j in range(grid) for i in range(grid)]
     boxes.append((int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h)))
-    return [image.crop(b) for b in boxes]
+    return boxes
+
+
+def region_crops(image: Image.Image, grid: int = 3) -> list[Image.Image]:
+    """The image cut to each of its ``region_boxes``."""
+    return [image.crop(b) for b in region_boxes(image.size, grid)]
 
 
 def global_evidence(version: IndexVersion, query_vectors: np.ndarray, *, k: int,
@@ -135,17 +138,16 @@ def _visible_neighbours(version: IndexVersion, vectors: np.ndarray, k: int, excl
 
 def add_window_similarity(version: IndexVersion, evidence: Sequence[ListingEvidence], windows: np.ndarray, *,
                           exclude: Sequence[set[int]] | None = None) -> None:
-    """Set each listing's ``window_similarity``: the best cosine between its feature-map windows
-    (raw, (n, WINDOWS, D)) and any reference not hidden from it."""
+    """Set each listing's ``window_scores``: per feature-map window (raw, (n, WINDOWS, D)), its best cosine to
+    any reference not hidden from the listing (their maximum is ``window_similarity``)."""
     n, per_image = windows.shape[:2]
     if n == 0 or per_image == 0:
         return
     vectors = version.whitening.apply(windows.reshape(n * per_image, -1))
     per_window = [e for e in exclude for _ in range(per_image)] if exclude else None
     best = [max((s for s, _ in hits), default=-1.0) for hits in _visible_neighbours(version, vectors, 1, per_window)]
-    for ev, scores in zip(evidence, np.asarray(best, np.float32).reshape(n, per_image)):
-        ev.window_similarity = float(scores.max())
-        ev.window_scores = tuple(float(s) for s in scores)
+    for i, ev in enumerate(evidence):
+        ev.window_scores = tuple(best[i * per_image:(i + 1) * per_image])
 
 
 def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
@@ -159,10 +161,10 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
     crops_kept : embed only this many crops per listing, those whose feature-map windows scored best
         (``ListingEvidence.window_scores``); ignored unless every listing has one score per crop
     """
-    per_listing = [region_crops(im, grid) for im in images]
-    if crops_kept is not None and all(len(ev.window_scores) == len(c) for ev, c in zip(evidence, per_listing)):
-        per_listing = [_best_windows(c, ev.window_scores, crops_kept) for c, ev in zip(per_listing, evidence)]
-    crops = [c for listing in per_listing for c in listing]
+    per_listing = [region_boxes(im.size, grid) for im in images]
+    if crops_kept is not None and all(len(ev.window_scores) == len(b) for ev, b in zip(evidence, per_listing)):
+        per_listing = [_best_windows(b, ev.window_scores, crops_kept) for b, ev in zip(per_listing, evidence)]
+    crops = [im.crop(box) for im, boxes in zip(images, per_listing) for box in boxes]
     if not crops:
         return
     per_image = len(crops) // len(images)
@@ -184,10 +186,11 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
         ev.regions_searched = True
 
 
-def _best_windows(crops: list[Image.Image], scores: Sequence[float], kept: int) -> list[Image.Image]:
-    """The ``kept`` crops with the highest window ``scores`` (one per crop), in their original order."""
+def _best_windows(regions: list, scores: Sequence[float], kept: int) -> list:
+    """The ``kept`` regions (boxes or crops) with the highest window ``scores`` (one per region), in their
+    original order."""
     best = np.argsort(-np.asarray(scores), kind="stable")[:kept]
-    return [crops[j] for j in sorted(best)]
+    return [regions[j] for j in sorted(best)]
 
 
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
