@@ -39,6 +39,8 @@ class CascadeSettings:
     sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
     settled_inliers : a listing whose global candidates verify with at least this many inliers skips the region
         search (0: always search regions)
+    mirror_unless_inliers : verification skips the listing's mirror image when the listing as it is verifies a
+        candidate with at least this many inliers (0: always check the mirror image too)
     prototypes : compare listings with brand prototypes (``prototypes.py``); False only for ablations, on an
         index built with ``BuildSettings(brand_prototypes=False)``
     colour : compare the colours of verified matches (``colour.py``); False only for ablations, on an index
@@ -54,6 +56,7 @@ class CascadeSettings:
     verify: bool = True
     sift_long_side: int = 320
     settled_inliers: int = 40
+    mirror_unless_inliers: int = 40
     prototypes: bool = True
     colour: bool = True
     force_full: bool = False
@@ -194,18 +197,20 @@ def _best_windows(regions: list, scores: Sequence[float], kept: int) -> list:
 
 
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
-                     hidden_brands: frozenset[str] = frozenset()) -> None:
+                     hidden_brands: frozenset[str] = frozenset(), mirror_unless: int | None = None) -> None:
     """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
     image included, and count the inliers that no other brand shares (``shared.py``).
 
     query : the listing's local features (``verify.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
+    mirror_unless : skip the mirror image when the listing as it is verifies a candidate with this many inliers
+        (``verify.verify_against``)
     """
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
     rows = [version.row_of_id[c.ref_id] for c in todo]
     references = [version.local_features[row] for row in rows]
-    found = verify_against(query, references, query_mirrored=mirror_features(query))
+    found = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=mirror_unless)
     for c, row, result in zip(todo, rows, found):
         c.inliers, c.mirrored = result.inliers, result.mirrored
         c.distinctive = distinctive_inliers(version.shared_keypoints[row], result.reference_index, hidden_brands)
@@ -298,15 +303,16 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
         doubtful = list(range(len(images)))
     else:
         doubtful = [int(i) for i in np.flatnonzero(passes_gate(version.scorer, evidence))]
-    # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
     hidden = [hidden_brands_of(version, exclude[i]) if exclude else frozenset() for i in doubtful]
+    mirror_unless = settings.mirror_unless_inliers or None
+    # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
     queries = []  # the doubtful listings' local features
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side)
                     for i in doubtful] if settings.verify else [])
         for i, job, brands in zip(doubtful, pending, hidden):
             queries.append(job.result())
-            add_verification(version, queries[-1], evidence[i], settings.verify_top, brands)
+            add_verification(version, queries[-1], evidence[i], settings.verify_top, brands, mirror_unless)
     unsettled = [k for k, i in enumerate(doubtful) if not settled(evidence[i], settings.settled_inliers)]
     if unsettled and settings.regions:
         chosen = [doubtful[k] for k in unsettled]
@@ -315,7 +321,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
                             crops_kept=settings.region_crops_kept,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
         for k in unsettled if settings.verify else []:  # candidates the regions brought up
-            add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k])
+            add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k],
+                             mirror_unless)
     for i in doubtful if settings.verify and settings.colour else []:
         add_colour_check(version, images[i], evidence[i])
     return evidence

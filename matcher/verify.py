@@ -200,20 +200,28 @@ def verify_against(
     references: Sequence[LocalFeatures],
     *,
     query_mirrored: LocalFeatures | None = None,
+    mirror_unless: int | None = None,
     ratio: float = 0.8,
     ransac_px: float = 6.0,
 ) -> list[Verification]:
     """:func:`verify_pair` of one query with each of ``references`` (same order); the query's descriptors are
-    prepared once for all of them."""
-    sides = [(query, _unit_rows(query.descriptors))]
-    if query_mirrored is not None:
-        sides.append((query_mirrored, _unit_rows(query_mirrored.descriptors)))
-    results = []
-    for reference in references:
-        reference_units = _unit_rows(reference.descriptors)
-        found = [_verify_one(side, units, reference, reference_units, ratio, ransac_px) for side, units in sides]
-        # the mirrored result only when it has more inliers: ties keep the plain one
-        results.append(max(found, key=lambda v: v.inliers))
+    prepared once for all of them.
+
+    mirror_unless : skip the mirror image altogether when the query as it is already verifies some reference
+        with at least this many inliers (it is not a mirrored copy; the mirror would only cost time)
+    """
+    plain = _unit_rows(query.descriptors)
+    reference_units = [_unit_rows(r.descriptors) for r in references]
+    results = [_verify_one(query, plain, r, units, ratio, ransac_px)
+               for r, units in zip(references, reference_units)]
+    strong = mirror_unless is not None and any(v.inliers >= mirror_unless for v in results)
+    if query_mirrored is None or strong:
+        return results
+    mirrored = _unit_rows(query_mirrored.descriptors)
+    for k, (reference, units) in enumerate(zip(references, reference_units)):
+        found = _verify_one(query_mirrored, mirrored, reference, units, ratio, ransac_px)
+        if found.inliers > results[k].inliers:  # ties keep the plain one
+            results[k] = found
     return results
 
 

@@ -19,6 +19,7 @@ from matcher.verify import (
     mirror_features,
     pack_features,
     unpack_features,
+    verify_against,
     verify_pair,
 )
 
@@ -122,6 +123,20 @@ def test_flipped_copy_is_found_only_with_mirror_features(photos_by_brand, featur
         weak = without_mirror.inliers
         assert weak < WEAK or weak * 10 < found.inliers, (path.name, weak)
         assert not without_mirror.mirrored
+
+
+def test_mirror_is_skipped_only_once_the_plain_image_verifies_strongly(photos_by_brand, features_of):
+    """``mirror_unless``: a plain copy's verification is unchanged, and a flipped copy (whose plain image
+    verifies nothing) is still found through its mirror image."""
+    path = queries(photos_by_brand)[0]
+    others = [features_of(p) for b, ps in photos_by_brand.items() for p in ps[:1] if p != path][:3]
+    references = [features_of(path)] + others
+    for image, flipped in [(load(path), False), (ImageOps.mirror(load(path)), True)]:
+        query = extract_local_features(jpeg(image, 60))
+        full = verify_against(query, references, query_mirrored=mirror_features(query))
+        quick = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=STRONG)
+        assert [v.inliers for v in quick] == [v.inliers for v in full], path.name
+        assert quick[0].mirrored == flipped and quick[0].inliers >= STRONG, path.name
 
 
 def test_points_are_in_original_pixel_coordinates(photos_by_brand, features_of):
