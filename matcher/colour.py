@@ -9,10 +9,13 @@ The comparison is in the CIELAB a*, b* plane (chroma: colour without lightness).
 hue by the angle between them; a point's *hue difference* is ``min(|u|, |v|) * (1 - cos(angle))``. It is 0 when
 either colour is grey, so a greyscale or desaturated copy (an edit a copier makes) measures no difference, and it
 is small for lighting and saturation changes, which keep the hue. Another colour of the same carton (green for
-orange) is a large angle between two saturated colours. Two statistics are kept (``ColourDifference``): the
-*typical* difference (median) near the inliers, for a package of another colour, and the *patch* difference (90th
-percentile) over a wider area, for a variant that keeps the logo and most of the package but changes a band or a
-picture (two cartons of one dairy: the logo verifies, the variant's coloured band does not agree).
+orange) is a large angle between two saturated colours. Three statistics are kept (``ColourDifference``): the
+*typical* difference (median) near the inliers, for a package of another colour; the *mismatch*, the share of the
+points near the inliers where both colours are saturated and their hues lie more than ``MISMATCH_DEGREES`` apart
+(a green carton against a yellow one: 40-50 degrees, which the typical difference compresses to a few units); and
+the *patch* difference (90th percentile) over a wider area, for a variant that keeps the logo and most of the
+package but changes a band or a picture (two cartons of one dairy: the logo verifies, the variant's coloured band
+does not agree).
 
 Produce gives no homography (a green pepper has no logo), so there is a coarser check too: the chroma-weighted
 histograms of hue angles over the centres of the listing and of the reference (where a product photo shows the
@@ -37,6 +40,10 @@ MARGIN = 0.5  # the inliers' box is grown by this fraction of its size on each s
 PATCH_MARGIN = 1.0  # ... and by this much for the patch difference
 PATCH_PERCENTILE = 90  # the patch difference: this percentile of the wider grid's hue differences
 MIN_POINTS = 50  # grid points that must land inside the listing for a measurement
+MISMATCH_CHROMA = 20.0  # a*, b* length both colours of a point need for its hues to count in the mismatch
+MISMATCH_DEGREES = 35.0  # hue angle beyond which two saturated colours count as different (white balance and
+# lighting turn a saturated colour's hue by less; devbench's other photos of the same product stay below a share
+# of 0.2 of such points, a green sister carton against a yellow one measures ~0.3)
 
 
 def colour_pixels(image: Image.Image, long_side: int = COLOUR_SIDE) -> np.ndarray:
@@ -61,10 +68,13 @@ class ColourDifference(NamedTuple):
     patch : ``PATCH_PERCENTILE``-th percentile over a wider grid (the box grown by ``PATCH_MARGIN``): large when a
         band or patch has another colour while the logo and most of the package agree (two variants of one
         dairy's carton)
+    mismatch : share (0-1) of the typical difference's grid points where both colours are saturated and their
+        hues differ by more than ``MISMATCH_DEGREES`` (``hue_mismatch``)
     """
 
     typical: float
     patch: float
+    mismatch: float
 
 
 def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], reference_rgb: np.ndarray,
@@ -86,19 +96,21 @@ def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], refe
     homography, _ = cv2.findHomography(ref_pts, lis_pts, 0)  # least squares over the inliers RANSAC kept
     if homography is None or not np.all(np.isfinite(homography)):
         return None
-    near = _hue_differences(listing_rgb, reference_rgb, homography, ref_pts, MARGIN)
+    near = _aligned_chroma(listing_rgb, reference_rgb, homography, ref_pts, MARGIN)
     if near is None:
         return None
-    wide = _hue_differences(listing_rgb, reference_rgb, homography, ref_pts, PATCH_MARGIN)
-    return ColourDifference(float(np.median(near)), float(np.percentile(near if wide is None else wide,
-                                                                         PATCH_PERCENTILE)))
+    near_differences = hue_difference(*near)
+    wide = _aligned_chroma(listing_rgb, reference_rgb, homography, ref_pts, PATCH_MARGIN)
+    wide_differences = near_differences if wide is None else hue_difference(*wide)
+    return ColourDifference(float(np.median(near_differences)),
+                            float(np.percentile(wide_differences, PATCH_PERCENTILE)), hue_mismatch(*near))
 
 
-def _hue_differences(listing_rgb: np.ndarray, reference_rgb: np.ndarray, homography: np.ndarray,
-                     ref_pts: np.ndarray, margin: float) -> np.ndarray | None:
-    """Hue differences at a GRID x GRID lattice over the box of ``ref_pts`` (reference pixels) grown by ``margin``
-    of its size on each side, mapped into the listing by ``homography``; only the points landing inside the
-    listing (None when fewer than MIN_POINTS do)."""
+def _aligned_chroma(listing_rgb: np.ndarray, reference_rgb: np.ndarray, homography: np.ndarray,
+                    ref_pts: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """CIELAB a*, b* (n, 2) of the reference and of the listing at a GRID x GRID lattice over the box of
+    ``ref_pts`` (reference pixels) grown by ``margin`` of its size on each side, mapped into the listing by
+    ``homography``; only the points landing inside the listing (None when fewer than MIN_POINTS do)."""
     low, high = ref_pts.min(axis=0), ref_pts.max(axis=0)
     grow = margin * (high - low)
     ref_h, ref_w = reference_rgb.shape[:2]
@@ -112,7 +124,7 @@ def _hue_differences(listing_rgb: np.ndarray, reference_rgb: np.ndarray, homogra
         & (mapped[:, 1] >= 0) & (mapped[:, 1] <= lis_h - 1)
     if inside.sum() < MIN_POINTS:
         return None
-    return hue_difference(_chroma_at(reference_rgb, grid[inside]), _chroma_at(listing_rgb, mapped[inside]))
+    return _chroma_at(reference_rgb, grid[inside]), _chroma_at(listing_rgb, mapped[inside])
 
 
 def _to_pixels(points: np.ndarray, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -147,6 +159,16 @@ def hue_difference(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
     cosine = (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
     return np.minimum(norm_u, norm_v) * (1.0 - cosine)
+
+
+def hue_mismatch(u: np.ndarray, v: np.ndarray) -> float:
+    """(n, 2) a*, b* chroma vectors of n point pairs -> share of the pairs where both are longer than
+    ``MISMATCH_CHROMA`` and their angle exceeds ``MISMATCH_DEGREES`` (0 when n is 0)."""
+    norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
+    cosine = (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
+    saturated = (norm_u > MISMATCH_CHROMA) & (norm_v > MISMATCH_CHROMA)
+    apart = saturated & (cosine < np.cos(np.radians(MISMATCH_DEGREES)))
+    return float(apart.mean()) if len(u) else 0.0
 
 
 HUE_BINS = 36  # 10 degrees each: a green pepper's green and a Granny Smith's yellower green fall apart

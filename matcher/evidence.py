@@ -31,8 +31,8 @@ class Candidate:
     inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
     distinctive : those of the inliers on keypoints no other brand shares (``shared.py``), or NOT_VERIFIED
     mirrored : the listing matched as a mirror image
-    colour_distance : hue differences (``colour.ColourDifference``: typical and patch) where the verified match
-        aligns the two photos (``colour.py``), or None when not measured (too few inliers, or not verified)
+    colour_distance : hue differences (``colour.ColourDifference``: typical, patch, mismatch) where the verified
+        match aligns the two photos (``colour.py``), or None when not measured (too few inliers, or not verified)
     hue_agreement : overlap in [0, 1] of the hue histograms of the listing's and the reference's centres
         (``colour.py``); 1 when not measured or when either is grey
     """
@@ -72,7 +72,7 @@ BRAND_FEATURES = [
     "max_sim", "second_sim", "margin_next_brand", "top5_share", "sim_minus_background", "background_sim",
     "prototype_sim", "prototype_margin", "max_region_sim", "region_margin_next_brand", "log_max_inliers",
     "log_second_inliers", "inlier_margin", "log_max_distinctive", "distinctive_margin",
-    "colour_checked", "colour_distance", "colour_patch", "hue_agreement",
+    "colour_checked", "colour_distance", "colour_patch", "colour_mismatch", "hue_agreement",
 ]
 GLOBAL_BRAND_FEATURES = 6
 COPY_FEATURES = [
@@ -133,8 +133,8 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     # the colours of the brand's best-aligned measured reference (most inliers: colour.py), in units of 100
     aligned = {b: max((c for c in cs if c.colour_distance is not None), key=lambda c: c.inliers, default=None)
                for b, cs in by_brand.items()}
-    colour = {b: None if c is None else (c.colour_distance.typical / 100.0, c.colour_distance.patch / 100.0)
-              for b, c in aligned.items()}
+    colour = {b: None if c is None else (c.colour_distance.typical / 100.0, c.colour_distance.patch / 100.0,
+                                         c.colour_distance.mismatch) for b, c in aligned.items()}
     floor = min(c.similarity for c in ev.candidates)
     # a brand without a prototype cosine (prototypes off, or a brand only the region search brought in: computing
     # theirs measured no better on devbench) counts its best reference as its prototype
@@ -156,7 +156,7 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
             best_region[b], best_region[b] - other_region(b),
             inl[0], inl[1] if len(inl) > 1 else 0.0, inl[0] - other_inl(b),
             best_distinct[b], best_distinct[b] - other_distinct(b),
-            float(colour[b] is not None), *(colour[b] or (0.0, 0.0)), max(c.hue_agreement for c in cs),
+            float(colour[b] is not None), *(colour[b] or (0.0, 0.0, 0.0)), max(c.hue_agreement for c in cs),
         ])
         best = max(cs, key=lambda c: (c.region_similarity, c.inliers, c.similarity))
         best_refs.append(best.ref_id)

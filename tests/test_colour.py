@@ -81,6 +81,25 @@ def test_a_patch_of_another_colour_shows_in_the_patch_difference_only():
     assert measure_both(listing.convert("L").convert("RGB"), reference, points, to_listing).patch < 2
 
 
+def hue_turned(image: Image.Image, degrees: float) -> Image.Image:
+    hue, saturation, value = image.convert("HSV").split()
+    hue = hue.point(lambda h: int(h + degrees * 256 / 360) % 256)
+    return Image.merge("HSV", (hue, saturation, value)).convert("RGB")
+
+
+def test_a_moderate_turn_of_hue_shows_in_the_mismatch_but_white_balance_and_light_do_not():
+    """A sister carton in a neighbouring colour (green for yellow, ~45 degrees) is a mismatch over most of the
+    saturated package; a warmer light, a darker or a paler photo turns hues much less."""
+    reference, points, listing, to_listing = carton_on_shelf(seed=0)
+    same = measure_both(listing, reference, points, to_listing)
+    sister = measure_both(on_shelf(hue_turned(reference, 45))[0], reference, points, to_listing)
+    assert same.mismatch < 0.02 and sister.mismatch > 0.3, (same, sister)
+    warm = Image.fromarray(np.clip(np.asarray(listing) * [1.08, 1.0, 0.88], 0, 255).astype(np.uint8))
+    darker = Image.fromarray((np.asarray(listing) * 0.7).astype(np.uint8))
+    for photo in (warm, darker, ImageEnhance.Color(listing).enhance(0.5), listing.convert("L").convert("RGB")):
+        assert measure_both(photo, reference, points, to_listing).mismatch < sister.mismatch / 4
+
+
 def test_too_few_inliers_or_a_region_outside_the_listing_cannot_be_measured():
     rng = np.random.default_rng(1)
     reference = carton(rng)

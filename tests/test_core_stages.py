@@ -543,16 +543,18 @@ def test_brand_feature_rows_hand_made():
 def test_a_brands_colour_features_come_from_its_best_aligned_reference():
     from matcher.colour import ColourDifference
     ev = ListingEvidence(candidates=[
-        Candidate(1, "Acme", 0.9, 0.9, inliers=40, colour_distance=ColourDifference(0.5, 30.0)),
+        Candidate(1, "Acme", 0.9, 0.9, inliers=40, colour_distance=ColourDifference(0.5, 30.0, 0.4)),
         # few inliers align a small patch only: its agreeing colours must not outvote the best alignment
-        Candidate(2, "Acme", 0.8, 0.8, inliers=8, colour_distance=ColourDifference(0.2, 2.0)),
+        Candidate(2, "Acme", 0.8, 0.8, inliers=8, colour_distance=ColourDifference(0.2, 2.0, 0.0)),
         Candidate(3, "Beta", 0.7, 0.7, inliers=5),
     ], background_similarity=0.1)
     _, _, (acme, beta) = brand_feature_rows(ev)
     assert feature(acme, "colour_checked") == 1.0
     assert feature(acme, "colour_distance") == pytest.approx(0.005)  # in units of 100
     assert feature(acme, "colour_patch") == pytest.approx(0.30)
-    assert [feature(beta, n) for n in ("colour_checked", "colour_distance", "colour_patch")] == [0.0, 0.0, 0.0]
+    assert feature(acme, "colour_mismatch") == pytest.approx(0.4)  # a share already
+    names = ("colour_checked", "colour_distance", "colour_patch", "colour_mismatch")
+    assert [feature(beta, n) for n in names] == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_brand_rows_order_by_region_similarity():
