@@ -94,7 +94,8 @@ def region_boxes(size: tuple[int, int], grid: int = 3) -> list[tuple[int, int, i
     grid * grid + 1 boxes. Catches a product shown small inside a screenshot, collage or background scene."""
     w, h = size
     step = (1.0 - REGION_SIZE) / max(grid - 1, 1)
-    boxes = [(int(i * step * w), int(j * step * h), int((i * step + REGION_SIZE) * w), int((j * step + REGION_SIZE) * h))
+    boxes = [(int(i * step * w), int(j * step * h),
+              int((i * step + REGION_SIZE) * w), int((j * step + REGION_SIZE) * h))
              for j in range(grid) for i in range(grid)]
     boxes.append((int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h)))
     return boxes
