@@ -200,7 +200,7 @@ def _best_windows(regions: list, scores: Sequence[float], kept: int) -> list:
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
                      hidden_brands: frozenset[str] = frozenset(), mirror_unless: int | None = None) -> None:
     """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
-    image included, and count the inliers that no other brand shares (``shared.py``).
+    image included (unless ``mirror_unless``), and count the inliers that no other brand shares (``shared.py``).
 
     query : the listing's local features (``verify.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared

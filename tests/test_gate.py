@@ -66,3 +66,49 @@ def test_everyday_photos_stop_at_the_gate_and_catalog_products_go_on(demo_matche
     assert max(gate_values[n] for n in everyday) < min(gate_values[n] for n in listings if n not in everyday)
     gate = version.manifest["calibration"]
     assert 0.0 < gate["gate_threshold"] < 1.0 and gate["gate_positives"] > 50
+
+
+def test_a_conclusive_copy_skips_the_region_search_and_a_doubtful_listing_gets_it(demo_matcher):
+    """Region search runs only where the global candidates did not verify conclusively; the verdict of a plain
+    copy is the same either way, and a region-searched listing has its new candidates verified too."""
+    from matcher.augment import background_photos
+    from matcher.pipeline import CascadeSettings, collect_evidence, settled
+    from tests.conftest import DEMO
+
+    version, embedder = demo_matcher.version, demo_matcher.embedder
+    photo = Image.open(sorted((DEMO / "catalog" / "Oatly-Natural-Oatghurt").glob("*.jpg"))[0]).convert("RGB")
+    everyday = background_photos()[0]
+    full = CascadeSettings(force_full=True)
+    copy, other = collect_evidence(version, embedder, [photo, everyday], full)
+    assert settled(copy, full.settled_inliers) and not copy.regions_searched
+    assert not settled(other, full.settled_inliers) and other.regions_searched
+    # every candidate among the best verify_top by region similarity is verified
+    ranked = sorted(other.candidates, key=lambda c: -c.region_similarity)[:full.verify_top]
+    assert all(c.inliers >= 0 for c in ranked)
+
+    always = collect_evidence(version, embedder, [photo], CascadeSettings(force_full=True, settled_inliers=0))[0]
+    assert always.regions_searched
+    best = lambda ev: max(ev.candidates, key=lambda c: c.inliers).ref_id  # noqa: E731
+    assert best(always) == best(copy)
+
+
+def test_the_region_search_embeds_the_crops_whose_windows_look_like_the_catalog(demo_matcher):
+    """A catalog photo pasted small into the bottom-right of an everyday scene: that feature-map window is among
+    the best scored, so its crop is among the three the region search embeds, and the listing is matched."""
+    from matcher.augment import background_photos
+    from matcher.pipeline import CascadeSettings, _best_windows, collect_evidence, region_crops
+    from tests.conftest import DEMO
+
+    folder = DEMO / "catalog" / "Oatly-Natural-Oatghurt"
+    photo = Image.open(sorted(folder.glob("*.jpg"))[0]).convert("RGB")
+    scene = background_photos()[2].resize((640, 480))
+    scene.paste(photo.resize((300, 225)), (330, 245))
+    settings = CascadeSettings(force_full=True, settled_inliers=0)
+    ev = collect_evidence(demo_matcher.version, demo_matcher.embedder, [scene], settings)[0]
+    assert len(ev.window_scores) == WINDOWS
+    crops = region_crops(scene, settings.region_grid)
+    kept = _best_windows(crops, ev.window_scores, settings.region_crops_kept)
+    assert len(kept) == settings.region_crops_kept and any(c is crops[3] for c in kept)
+    assert ev.regions_searched
+    best = max(ev.candidates, key=lambda c: c.inliers)
+    assert best.brand == "Oatly-Natural-Oatghurt" and best.inliers >= 15
