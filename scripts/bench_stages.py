@@ -51,6 +51,9 @@ def main() -> int:
             images.append(timed("decode", load_image, p))
         except ImageError:
             pass
+    if not images:
+        print(f"bench_stages: no decodable listing in {args.listings}", file=sys.stderr)
+        return 2
     raw, windows = timed("global CNN", embedder.describe_with_windows, images)
     vectors = version.whitening.apply(raw)
     evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
