@@ -198,14 +198,14 @@ def _best_windows(regions: list, scores: Sequence[float], kept: int) -> list:
 
 
 def add_verification(version: IndexVersion, query: LocalFeatures, ev: ListingEvidence, top: int,
-                     hidden_brands: frozenset[str] = frozenset(), mirror_unless: int | None = None) -> None:
+                     hidden_brands: frozenset[str] = frozenset(), mirror_unless: int = 0) -> None:
     """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
     image included (unless ``mirror_unless``), and count the inliers that no other brand shares (``shared.py``).
 
     query : the listing's local features (``verify.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
     mirror_unless : skip the mirror image when the listing as it is verifies a candidate with this many inliers
-        (``verify.verify_against``)
+        (``verify.verify_against``; 0: never)
     """
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
@@ -305,7 +305,6 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
     else:
         doubtful = [int(i) for i in np.flatnonzero(passes_gate(version.scorer, evidence))]
     hidden = [hidden_brands_of(version, exclude[i]) if exclude else frozenset() for i in doubtful]
-    mirror_unless = settings.mirror_unless_inliers or None
     # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
     queries = []  # the doubtful listings' local features
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -313,7 +312,8 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
                     for i in doubtful] if settings.verify else [])
         for i, job, brands in zip(doubtful, pending, hidden):
             queries.append(job.result())
-            add_verification(version, queries[-1], evidence[i], settings.verify_top, brands, mirror_unless)
+            add_verification(version, queries[-1], evidence[i], settings.verify_top, brands,
+                             settings.mirror_unless_inliers)
     unsettled = [k for k, i in enumerate(doubtful) if not settled(evidence[i], settings.settled_inliers)]
     if unsettled and settings.regions:
         chosen = [doubtful[k] for k in unsettled]
@@ -323,7 +323,7 @@ def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence
                             exclude=[exclude[i] for i in chosen] if exclude else None)
         for k in unsettled if settings.verify else []:  # candidates the regions brought up
             add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k],
-                             mirror_unless)
+                             settings.mirror_unless_inliers)
     for i in doubtful if settings.verify and settings.colour else []:
         add_colour_check(version, images[i], evidence[i])
     return evidence

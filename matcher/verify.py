@@ -200,7 +200,7 @@ def verify_against(
     references: Sequence[LocalFeatures],
     *,
     query_mirrored: LocalFeatures | None = None,
-    mirror_unless: int | None = None,
+    mirror_unless: int = 0,
     ratio: float = 0.8,
     ransac_px: float = 6.0,
 ) -> list[Verification]:
@@ -208,13 +208,14 @@ def verify_against(
     prepared once for all of them.
 
     mirror_unless : skip the mirror image altogether when the query as it is already verifies some reference
-        with at least this many inliers (it is not a mirrored copy; the mirror would only cost time)
+        with at least this many inliers (it is not a mirrored copy; the mirror would only cost time); 0: never
+        skip it
     """
     plain = _unit_rows(query.descriptors)
     reference_units = [_unit_rows(r.descriptors) for r in references]
     results = [_verify_one(query, plain, r, units, ratio, ransac_px)
                for r, units in zip(references, reference_units)]
-    strong = mirror_unless is not None and any(v.inliers >= mirror_unless for v in results)
+    strong = mirror_unless > 0 and any(v.inliers >= mirror_unless for v in results)
     if query_mirrored is None or strong:
         return results
     mirrored = _unit_rows(query_mirrored.descriptors)

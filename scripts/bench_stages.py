@@ -64,7 +64,7 @@ def main() -> int:
     for image, ev in zip(images, evidence):
         query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side)
         timed("verify top candidates", add_verification, version, query, ev, settings.verify_top,
-              mirror_unless=settings.mirror_unless_inliers or None)
+              mirror_unless=settings.mirror_unless_inliers)
         timed("colour check", add_colour_check, version, image, ev)
     for ev in evidence:
         timed("score", score_evidence, version, ev)
