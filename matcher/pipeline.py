@@ -23,6 +23,7 @@ from .gate import passes_gate
 from .score import verdict
 from .verify import LocalFeatures, extract_local_features, mirror_features, verify_against
 from .shared import distinctive_inliers
+from .threads import one_blas_thread
 from .version import IndexVersion
 
 
@@ -290,9 +291,16 @@ def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome
 def collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
                      settings: CascadeSettings = CascadeSettings(),
                      exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
-    """The cascade's evidence for decoded RGB images, one ListingEvidence per image, same order."""
+    """The cascade's evidence for decoded RGB images, one ListingEvidence per image, same order. BLAS runs on
+    one thread meanwhile (``threads.py``: its idle threads would spin on the cores the CNN and SIFT need)."""
     if not images:
         return []
+    with one_blas_thread():
+        return _collect_evidence(version, embedder, images, settings, exclude)
+
+
+def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
+                      settings: CascadeSettings, exclude: Sequence[set[int]] | None) -> list[ListingEvidence]:
     raw, windows = embedder.describe_with_windows(list(images))
     vectors = version.whitening.apply(raw)
     evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude,
