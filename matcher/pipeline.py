@@ -339,5 +339,7 @@ def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequenc
 
 def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
                 settings: CascadeSettings = CascadeSettings()) -> list[ListingOutcome]:
-    """Match decoded RGB images against an index version; one ListingOutcome per image, same order."""
-    return [score_evidence(version, ev) for ev in collect_evidence(version, embedder, images, settings)]
+    """Match decoded RGB images against an index version; one ListingOutcome per image, same order (BLAS on one
+    thread throughout, see ``collect_evidence``)."""
+    with one_blas_thread():
+        return [score_evidence(version, ev) for ev in collect_evidence(version, embedder, images, settings)]

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -96,11 +97,31 @@ def test_a_listing_that_kills_its_worker_costs_one_row(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("matching_seconds, started", [(0.0, True), (0.6, False)])
 def test_by_default_workers_start_only_when_decoding_is_worth_it(matching_seconds, started):
-    items = list(iter_listings(DEMO / "listings"))[:6]
+    items = list(iter_listings(DEMO / "listings"))[:8]  # the first batch does not count: nothing was read ahead
     with DecodePool(None) as pool:
         for _ in pool.read(_batches(items, 2)):
             time.sleep(matching_seconds)  # decoding 2 demo listings takes ~5 ms: far under 10% of 0.6 s
     assert pool.ready.is_set() == started
+
+
+def test_without_workers_the_next_batch_is_decoded_while_this_one_is_matched(monkeypatch):
+    items = list(iter_listings(DEMO / "listings"))[:6]
+    decoded_by: dict[str, str] = {}
+    original = reader.read_listing
+
+    def recording_read(path, name, seen=None):
+        decoded_by[name] = threading.current_thread().name
+        return original(path, name, seen)
+
+    monkeypatch.setattr(reader, "read_listing", recording_read)
+    with DecodePool(0) as pool:
+        for k, (batch, decoded) in enumerate(pool.read(_batches(items, 2))):
+            assert [d.listing for d in decoded] == batch and all(d.image is not None for d in decoded)
+            time.sleep(0.3)  # "matching" this batch; decoding the next 2 demo listings takes ~10 ms
+            following = items[2 * k + 2:2 * k + 4]
+            assert all(item.listing in decoded_by for item in following)
+    assert set(decoded_by) == {item.listing for item in items}
+    assert all(name.startswith("matcher-read") for name in decoded_by.values())
 
 
 def test_scan_rows_do_not_depend_on_workers(demo_matcher, tmp_path):
