@@ -163,8 +163,9 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                  device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda."),
                  workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                                        help="Processes that decode listings while the CNN runs "
-                                                            "(default: one per CPU, at most 8, once decoding takes "
-                                                            ">= 10% of the time; 0: none)."),
+                                                            "(default: one per CPU, at most 8, once waiting for "
+                                                            "decoding takes >= 10% of the time; 0: a thread of "
+                                                            "this process reads one batch ahead)."),
                  min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
                                                      help="Leave out listings less suspicious than this (listings "
                                                           "that failed to decode always stay)."),

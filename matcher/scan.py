@@ -113,8 +113,9 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
 
     on_batch : called with the number of listings just written (for progress bars)
     keep_top : how many of the most suspicious ok rows the summary keeps for printing
-    workers : decode processes (None: one per CPU, at most 8, started once decoding takes >= 10% of the
-              matching time; N: N processes from the second batch on; 0: decode in this process)
+    workers : decode processes (None: one per CPU, at most 8, started once waiting for decoding takes >= 10% of
+              the matching time; N: N processes from the second batch on; 0: decode in a thread of this process,
+              one batch ahead)
     """
     results_path = Path(results_path)
     columns = manifest_columns(source)
