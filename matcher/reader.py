@@ -8,10 +8,10 @@ Workers come from a forkserver (spawn where there is none), never from forking t
 Runtime / torch threads may hold locks a forked child would wait on forever. The forkserver imports ``matcher``
 once (~3 s, ~400 MB: it pulls in torch); workers fork from it in milliseconds. So with ``workers=None`` the pool
 starts once waiting for the reading thread takes >= 10% of the consumer's time, and until it answers batches are
-decoded here. Like
-any multiprocessing code, a script that scans needs ``if __name__ == "__main__":``. A listing that kills its
-worker (segfault, out of memory) breaks the pool: it is recreated, results already back are kept, the rest of
-the batch is decoded one at a time to find the culprit (an ``unreadable`` row), later batches are resubmitted.
+decoded here. Like any multiprocessing code, a script that scans needs ``if __name__ == "__main__":``. A listing
+that kills its worker (segfault, out of memory) breaks the pool: it is recreated, results already back are kept,
+the rest of the batch is decoded one at a time to find the culprit (an ``unreadable`` row), later batches are
+resubmitted.
 Each decoding process remembers the digests it decoded: a repeat comes back as ``image=None``, and the scan
 reuses the earlier listing's match.
 """
