@@ -154,18 +154,22 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
     return np.stack([500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], axis=1)
 
 
+def _lengths_and_cosine(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 2) a*, b* chroma vectors of n point pairs -> (n,) |u|, (n,) |v| and (n,) cos(angle(u, v))."""
+    norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
+    return norm_u, norm_v, (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
+
+
 def hue_difference(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(n, 2) a*, b* chroma vectors (centred on grey) -> (n,) ``min(|u|, |v|) * (1 - cos(angle(u, v)))``."""
-    norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
-    cosine = (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
+    norm_u, norm_v, cosine = _lengths_and_cosine(u, v)
     return np.minimum(norm_u, norm_v) * (1.0 - cosine)
 
 
 def hue_mismatch(u: np.ndarray, v: np.ndarray) -> float:
     """(n, 2) a*, b* chroma vectors of n point pairs -> share of the pairs where both are longer than
     ``MISMATCH_CHROMA`` and their angle exceeds ``MISMATCH_DEGREES`` (0 when n is 0)."""
-    norm_u, norm_v = np.linalg.norm(u, axis=1), np.linalg.norm(v, axis=1)
-    cosine = (u * v).sum(axis=1) / np.maximum(norm_u * norm_v, 1e-6)
+    norm_u, norm_v, cosine = _lengths_and_cosine(u, v)
     saturated = (norm_u > MISMATCH_CHROMA) & (norm_v > MISMATCH_CHROMA)
     apart = saturated & (cosine < np.cos(np.radians(MISMATCH_DEGREES)))
     return float(apart.mean()) if len(u) else 0.0
