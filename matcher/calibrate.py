@@ -40,7 +40,7 @@ class SyntheticListing:
 
 def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Sequence[int],
                   backgrounds: Sequence[Image.Image], rng: np.random.Generator, *,
-                  copies_per_reference: int = 2, background_count: int = 80,
+                  copies_per_reference: int = 3, background_count: int = 120,
                   recoloured_share: float = 0.5) -> list[SyntheticListing]:
     """Synthetic listings for references (images[i] has brand brands[i] and id ids[i]).
 

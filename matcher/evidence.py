@@ -82,9 +82,12 @@ COPY_FEATURES = [
 GLOBAL_COPY_FEATURES = 4
 
 
+CHANCE_INLIERS = 5  # RANSAC fits a homography to any 4 matches: unrelated photos reach ~5 inliers by chance
+
+
 def _log_count(count: int) -> float:
-    """log(1 + count) of a verified count; NOT_VERIFIED counts as 0."""
-    return float(np.log1p(max(count, 0)))
+    """log(1 + the part of a verified count above chance): counts up to CHANCE_INLIERS and NOT_VERIFIED give 0."""
+    return float(np.log1p(max(count - CHANCE_INLIERS, 0)))
 
 
 def _max_of_others(values: np.ndarray, default: float) -> np.ndarray:
@@ -169,7 +172,7 @@ def copy_feature_rows(ev: ListingEvidence) -> tuple[list[int], np.ndarray]:
     if not cs:
         return [], np.zeros((0, len(COPY_FEATURES)), np.float32)
     sims = np.array([c.similarity for c in cs], np.float64)
-    inliers = np.log1p(np.maximum([c.inliers for c in cs], 0)).astype(np.float64)
+    inliers = np.array([_log_count(c.inliers) for c in cs], np.float64)
     background = ev.background_similarity
     rows = np.column_stack([
         sims, sims - _max_of_others(sims, sims[0]), sims - background, np.full(len(cs), background),

@@ -33,9 +33,9 @@ from pathlib import Path
 from .errors import MatcherError
 from .images import file_sha256
 
-FORMAT_VERSION = 8  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
+FORMAT_VERSION = 9  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
 #                    5: hue agreement; 6: colour patch difference; 7: scorer calibrated on 3 region crops of 5;
-#                    8: colour mismatch share
+#                    8: colour mismatch share; 9: inlier counts above chance level (evidence.CHANCE_INLIERS)
 POINTER = "CURRENT"
 VERSIONS = "versions"
 TEMP_PREFIX = ".tmp-"

@@ -13,8 +13,8 @@ import pytest
 from matcher import store
 from matcher.catalog import scan_catalog
 from matcher.errors import CatalogError
-from matcher.evidence import (BRAND_FEATURES, COPY_FEATURES, NOT_VERIFIED, Candidate, ListingEvidence,
-                              brand_feature_rows, copy_feature_rows)
+from matcher.evidence import (BRAND_FEATURES, CHANCE_INLIERS, COPY_FEATURES, NOT_VERIFIED, Candidate,
+                              ListingEvidence, brand_feature_rows, copy_feature_rows)
 from matcher.index import VectorIndex
 from matcher.score import (VERDICT_COPY, VERDICT_NO_MATCH, VERDICT_SAME_PRODUCT, LogisticModel, Scorer,
                            fit_logistic, verdict)
@@ -510,6 +510,11 @@ def feature(row, name):
     return float(row[BRAND_FEATURES.index(name)])
 
 
+def counted(inliers):
+    """What a feature row holds for a verified count: the log of its part above chance."""
+    return math.log1p(max(inliers - CHANCE_INLIERS, 0))
+
+
 def test_brand_feature_rows_hand_made():
     brands, best_refs, rows = brand_feature_rows(hand_made_evidence())
     assert brands == ["Acme", "Beta", "Corp"]  # best first
@@ -530,15 +535,31 @@ def test_brand_feature_rows_hand_made():
     assert all(feature(r, "background_sim") == approx(0.3) for r in rows)
     assert feature(acme, "max_region_sim") == approx(0.9)
     assert feature(acme, "region_margin_next_brand") == approx(0.1)
-    assert feature(acme, "log_max_inliers") == approx(math.log1p(20))
+    assert feature(acme, "log_max_inliers") == approx(counted(20))
     assert feature(acme, "log_second_inliers") == approx(0.0)  # NOT_VERIFIED counts as 0 inliers
-    assert feature(acme, "inlier_margin") == approx(math.log1p(20) - math.log1p(5))
-    assert feature(beta, "inlier_margin") == approx(math.log1p(5) - math.log1p(20))
+    assert feature(acme, "inlier_margin") == approx(counted(20))  # Beta's 5 inliers are chance level: 0
+    assert feature(beta, "inlier_margin") == approx(-counted(20))
     assert feature(corp, "log_max_inliers") == approx(0.0)
-    assert feature(acme, "log_max_distinctive") == approx(math.log1p(8))
-    assert feature(acme, "distinctive_margin") == approx(math.log1p(8) - math.log1p(5))
-    assert feature(corp, "distinctive_margin") == approx(-math.log1p(8))
+    assert feature(acme, "log_max_distinctive") == approx(counted(8))
+    assert feature(acme, "distinctive_margin") == approx(counted(8))
+    assert feature(corp, "distinctive_margin") == approx(-counted(8))
 
+
+def test_chance_level_inliers_count_as_no_evidence():
+    """RANSAC fits a homography to any 4 matches, so unrelated photos verify with a handful of inliers: a brand
+    whose references verified with at most CHANCE_INLIERS looks, to the scorer, like one that was not verified."""
+    def rows_with(inliers):
+        ev = ListingEvidence(candidates=[Candidate(1, "Acme", 0.6, 0.6, inliers=inliers, distinctive=inliers),
+                                         Candidate(2, "Beta", 0.5, 0.5)], background_similarity=0.1)
+        return brand_feature_rows(ev)[2], copy_feature_rows(ev)[1]
+    unverified_brand, unverified_copy = rows_with(NOT_VERIFIED)
+    for chance in range(CHANCE_INLIERS + 1):
+        brand_rows, copy_rows = rows_with(chance)
+        np.testing.assert_array_equal(brand_rows, unverified_brand)
+        np.testing.assert_array_equal(copy_rows, unverified_copy)
+    brand_rows, copy_rows = rows_with(CHANCE_INLIERS + 10)
+    assert feature(brand_rows[0], "log_max_inliers") == pytest.approx(math.log1p(10))
+    assert copy_rows[0, COPY_FEATURES.index("log_inliers")] == pytest.approx(math.log1p(10))
 
 def test_a_brands_colour_features_come_from_its_best_aligned_reference():
     from matcher.colour import ColourDifference
@@ -592,9 +613,9 @@ def test_copy_feature_rows_hand_made():
     np.testing.assert_allclose(col["sim"], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], atol=1e-6)
     np.testing.assert_allclose(col["margin_next_ref"], [0.1, -0.1, -0.2, -0.3, -0.4, -0.5], atol=1e-6)
     np.testing.assert_allclose(col["sim_minus_background"], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1], atol=1e-6)
-    np.testing.assert_allclose(col["log_inliers"][:3], [math.log1p(20), math.log1p(5), 0.0], atol=1e-6)
-    np.testing.assert_allclose(col["inlier_margin"][:2], [math.log1p(20) - math.log1p(5),
-                                                          math.log1p(5) - math.log1p(20)], atol=1e-6)
+    np.testing.assert_allclose(col["log_inliers"][:3], [counted(20), counted(5), 0.0], atol=1e-6)
+    np.testing.assert_allclose(col["inlier_margin"][:2], [counted(20) - counted(5),
+                                                          counted(5) - counted(20)], atol=1e-6)
     np.testing.assert_array_equal(col["mirrored"], [0, 1, 0, 0, 0, 0])
 
     single = ListingEvidence(candidates=[Candidate(9, "Acme", 0.7, 0.75, inliers=NOT_VERIFIED)],
@@ -612,4 +633,4 @@ def test_copy_rows_margins_with_tied_leaders():
     _, rows = copy_feature_rows(ev)
     np.testing.assert_allclose(rows[:, COPY_FEATURES.index("margin_next_ref")], [0.0, 0.0, -0.3], atol=1e-6)
     np.testing.assert_allclose(rows[:, COPY_FEATURES.index("inlier_margin")],
-                               [0.0, 0.0, math.log1p(3) - math.log1p(10)], atol=1e-6)
+                               [0.0, 0.0, counted(3) - counted(10)], atol=1e-6)
