@@ -28,7 +28,7 @@ KEYS = ["brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bench_dir", type=Path)
+    ap.add_argument("bench_dir", type=Path, help="benchmark folder (references/, queries/, ground_truth.csv)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1234, 77, 5], help="build seeds (the default's first)")
     ap.add_argument("--work-dir", type=Path, default=Path("results/seeds"))
     args = ap.parse_args(argv)
