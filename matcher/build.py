@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import augment, store
-from .calibrate import add_gate, fit_scorer, make_listings, training_rows
+from .calibrate import BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, add_gate, fit_scorer, make_listings, training_rows
 from .catalog import scan_catalog
 from .embed import Embedder
 from .errors import CatalogError, ImageError
@@ -41,9 +41,7 @@ class BuildSettings:
     brand_prototypes : calibrate with brand prototypes (``prototypes.py``); False only for ablations, whose
         scans then use ``CascadeSettings(prototypes=False)`` too
     copies_per_reference, background_listings : synthetic listings made per reference / from everyday photos
-        (``calibrate.make_listings``); on devbench, 3 and 120 rather than 2 and 80 cost ~25% more calibration time,
-        and brand_R@P90 and same-product top-1 moved by <= 0.006 across three seeds instead of 0.013-0.017
-        (``scripts/seed_spread.py``)
+        (``calibrate.make_listings``; the defaults, and why: ``calibrate.COPIES_PER_REFERENCE``, ``BACKGROUND_LISTINGS``)
     recoloured_share : share of the references that give a recoloured sister listing (``calibrate.make_listings``)
     colour_check : calibrate with the colour check of verified matches (``colour.py``); False only for ablations,
         whose scans then use ``CascadeSettings(colour=False)`` too
@@ -51,8 +49,8 @@ class BuildSettings:
 
     whitening_dim: int = 256
     whitening_shrinkage: float = 1.0
-    copies_per_reference: int = 3
-    background_listings: int = 120
+    copies_per_reference: int = COPIES_PER_REFERENCE
+    background_listings: int = BACKGROUND_LISTINGS
     recoloured_share: float = 0.5
     shared_neighbours: int = NEIGHBOURS
     brand_prototypes: bool = True
