@@ -53,7 +53,7 @@ class LogisticModel:
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | None = None,
-                 l2: float = 1.0, iterations: int = 50) -> LogisticModel:
+                 l2: float = 1.0, iterations: int = 50, sample_weight: np.ndarray | None = None) -> LogisticModel:
     """L2-regularised logistic regression by Newton's method.
 
     Parameters
@@ -61,20 +61,22 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | 
     features : float (m, F); only the first ``n_features`` columns are used
     labels : bool or {0, 1} (m,)
     l2 : penalty on the weights of the standardised features (the bias is not penalised)
+    sample_weight : float (m,) >= 0, or None for all ones; a row of weight k counts as k copies of it
     """
     n = features.shape[1] if n_features is None else n_features
     x = np.asarray(features, np.float64)[:, :n]
     y = np.asarray(labels, np.float64)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
+    weight = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    mean = np.average(x, axis=0, weights=weight)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weight)) + 1e-6
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     w = np.zeros(n + 1)
     penalty = np.full(n + 1, l2)
     penalty[-1] = 0.0
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
-        gradient = z.T @ (p - y) + penalty * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        gradient = z.T @ (weight * (p - y)) + penalty * w
+        hessian = (z * (weight * p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.abs(step).max() < 1e-8:

@@ -267,6 +267,16 @@ def test_fit_logistic_reads_only_the_first_n_features():
     np.testing.assert_array_equal(model.predict(wide), model.predict(np.hstack([wide[:, :1], -junk])))
 
 
+def test_fit_logistic_sample_weight_counts_as_repeated_rows():
+    x, y = logistic_data(seed=26, m=400)
+    weight = np.where(y, 1.0, 3.0)  # every negative counted three times
+    weighted = fit_logistic(x, y, sample_weight=weight)
+    repeated = fit_logistic(np.vstack([x, x[~y], x[~y]]), np.r_[y, y[~y], y[~y]])
+    np.testing.assert_allclose(weighted.predict(x), repeated.predict(x), atol=1e-9)
+    # heavier negatives lower every probability: the model now expects negatives three times as often
+    assert np.all(weighted.predict(x) < fit_logistic(x, y).predict(x))
+
+
 def test_fit_logistic_survives_separable_data():
     x = np.column_stack([np.r_[np.linspace(-2, -0.1, 20), np.linspace(0.1, 2, 20)], np.zeros(40)])
     y = x[:, 0] > 0
@@ -560,6 +570,27 @@ def test_chance_level_inliers_count_as_no_evidence():
     brand_rows, copy_rows = rows_with(CHANCE_INLIERS + 10)
     assert feature(brand_rows[0], "log_max_inliers") == pytest.approx(math.log1p(10))
     assert copy_rows[0, COPY_FEATURES.index("log_inliers")] == pytest.approx(math.log1p(10))
+
+
+def test_training_rows_label_each_kind_and_weigh_sister_listings():
+    """Rows of a sister listing (a look-alike of a brand the search cannot see) are all negatives, and count
+    sister_weight times; a copy's own brand and photo are the positives."""
+    from PIL import Image
+    from matcher.calibrate import SyntheticListing, training_rows
+
+    def evidence():
+        return ListingEvidence(candidates=[Candidate(1, "Acme", 0.7, 0.7), Candidate(2, "Beta", 0.5, 0.5),
+                                           Candidate(3, "Acme", 0.4, 0.4)], background_similarity=0.1)
+    image = Image.new("RGB", (8, 8))
+    listings = [SyntheticListing(image, "copy", "Acme", 3, frozenset()),
+                SyntheticListing(image, "sister", "Gamma", -1, frozenset({7})),
+                SyntheticListing(image, "background", "", -1, frozenset())]
+    rows = training_rows([evidence() for _ in listings], listings, sister_weight=4.0)
+    assert rows["brand_y"].tolist() == [True, False, False, False, False, False]  # brands best first: Acme, Beta
+    assert rows["brand_w"].tolist() == [1, 1, 4, 4, 1, 1]
+    assert rows["copy_y"].tolist() == [False, False, True] + [False] * 6  # the copied photo is reference 3
+    assert rows["copy_w"].tolist() == [1] * 3 + [4] * 3 + [1] * 3
+
 
 def test_a_brands_colour_features_come_from_its_best_aligned_reference():
     from matcher.colour import ColourDifference
