@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from .edits import (  # noqa: F401  (re-exported: these edits are part of this module's registry)
     shrink, finish, random_crop, _pick, _colour, _font, _background, _fit_into, crop, downscale, jpeg,
-    color_jitter, hue_rotate, hue_rotate_band, blur, grayscale, hflip, rotate, pad, perspective, text, meme, _text_lines, emoji, logo,
+    color_jitter, hue_rotate, blur, grayscale, hflip, rotate, pad, perspective, text, meme, _text_lines, emoji, logo,
     sticker, MAX_SIDE, PHRASES, PRICES, APP_NAMES, SKIMAGE_PHOTOS, COMPOSITE_EDITS,
 )
 
@@ -166,11 +166,10 @@ def listing_edit(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Im
     return apply_chain(image, names, rng, edits=LISTING_EDITS)
 
 
-def recoloured(image: Image.Image, rng: np.random.Generator, *, band: bool = False) -> tuple[Image.Image, str]:
-    """The photo with every hue turned (``edits.hue_rotate``), or only a band's (``band``:
-    ``edits.hue_rotate_band``), then light listing edits: stands in for a sister product in another colour (the
-    same carton and logo, orange juice turned apple juice; or a flavour whose carton differs in one band)."""
-    turned, turn = (hue_rotate_band if band else hue_rotate)(image.convert("RGB"), rng)
+def recoloured(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """The photo with every hue turned (``edits.hue_rotate``), then light listing edits: stands in for a sister
+    product in another colour (the same carton and logo, orange juice turned apple juice)."""
+    turned, turn = hue_rotate(image.convert("RGB"), rng)
     edited, description = listing_edit(turned, rng)
     return edited, "+".join(filter(None, (turn, description)))
 

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import augment, store
-from .calibrate import (BAND_SHARE, BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, SISTER_WEIGHT, add_gate, fit_scorer, make_listings,
+from .calibrate import (BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, SISTER_WEIGHT, add_gate, fit_scorer, make_listings,
                         training_rows)
 from .catalog import scan_catalog
 from .embed import Embedder
@@ -44,7 +44,6 @@ class BuildSettings:
     copies_per_reference, background_listings : synthetic listings made per reference / from everyday photos
         (``calibrate.make_listings``; the defaults, and why: ``calibrate.COPIES_PER_REFERENCE``, ``BACKGROUND_LISTINGS``)
     recoloured_share : share of the references that give a recoloured sister listing (``calibrate.make_listings``)
-    band_share : share of those whose hues turn in one band only (``calibrate.BAND_SHARE``)
     sister_weight : how many times the scorer counts each sister listing (``calibrate.SISTER_WEIGHT``, and why)
     colour_check : calibrate with the colour check of verified matches (``colour.py``); False only for ablations,
         whose scans then use ``CascadeSettings(colour=False)`` too
@@ -55,7 +54,6 @@ class BuildSettings:
     copies_per_reference: int = COPIES_PER_REFERENCE
     background_listings: int = BACKGROUND_LISTINGS
     recoloured_share: float = 0.5
-    band_share: float = BAND_SHARE
     sister_weight: float = SISTER_WEIGHT
     shared_neighbours: int = NEIGHBOURS
     brand_prototypes: bool = True
@@ -107,7 +105,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     listings = make_listings(images, brands, ids, backgrounds, rng,
                              copies_per_reference=settings.copies_per_reference,
                              background_count=settings.background_listings,
-                             recoloured_share=settings.recoloured_share, band_share=settings.band_share)
+                             recoloured_share=settings.recoloured_share)
     listing_raw = embedder.describe([s.image for s in listings])
     background_raw = listing_raw[[s.kind == "background" for s in listings]]
     if settings.whitening_dim > 0:
@@ -133,8 +131,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
                                 CascadeSettings(force_full=True, prototypes=settings.brand_prototypes,
                                                 colour=settings.colour_check),
                                 exclude=[set(s.exclude) for s in listings])
-    version.scorer, calibration = fit_scorer(training_rows(evidence, listings,
-                                                                     sister_weight=settings.sister_weight))
+    rows = training_rows(evidence, listings, sister_weight=settings.sister_weight)
+    version.scorer, calibration = fit_scorer(rows)
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)
     calibration.update(gate_summary)
 

@@ -32,11 +32,10 @@ COPIES_PER_REFERENCE = 3  # edited copies made of each reference
 BACKGROUND_LISTINGS = 120  # listings made from everyday photos
 # (on devbench, 3 and 120 rather than 2 and 80 cost ~25% more calibration time, and brand_R@P90 and same-product
 # top-1 moved by <= 0.006 across three build seeds instead of 0.013-0.017: ``scripts/seed_spread.py``)
-BAND_SHARE = 0.0  # of the recoloured listings, the share whose hues turn in one band only (0: measured off)
 SISTER_WEIGHT = 5.0  # how many times the scorer counts a sister listing's rows
 # Marketplace traffic is full of products the catalog lacks that look like one it has (a green pepper beside a
-# catalog's yellow one); one sister per reference under-represents them. On devbench (mean of three build seeds),
-# weights 1 / 3 / 5 / 8 gave distractors above the P90 threshold 0.042 / 0.033 / 0.024 / 0.022, for brand_R@P90
+# catalog's yellow one); one sister per reference under-represents them. On devbench (mean of three build seeds,
+# scorers refitted on evidence collected once per seed), weights 1 / 3 / 5 / 8 gave distractors above the P90 threshold 0.042 / 0.033 / 0.024 / 0.022, for brand_R@P90
 # 0.856 / 0.851 / 0.840 / 0.833 and same-product top-1 0.806 / 0.804 / 0.801 / 0.797.
 
 
@@ -54,11 +53,10 @@ class SyntheticListing:
 def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Sequence[int],
                   backgrounds: Sequence[Image.Image], rng: np.random.Generator, *,
                   copies_per_reference: int = COPIES_PER_REFERENCE, background_count: int = BACKGROUND_LISTINGS,
-                  recoloured_share: float = 0.5, band_share: float = BAND_SHARE) -> list[SyntheticListing]:
+                  recoloured_share: float = 0.5) -> list[SyntheticListing]:
     """Synthetic listings for references (images[i] has brand brands[i] and id ids[i]).
 
     recoloured_share : the share of references (of brands with more than one) that give a ``recoloured`` listing
-    band_share : the share of recoloured listings that turn only a band's hues (``augment.recoloured``)
     """
     ids_of_brand: dict[str, set[int]] = {}
     for b, i in zip(brands, ids):
@@ -83,8 +81,7 @@ def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Seq
         out.append(SyntheticListing(augment.finish(photo), "background", "", -1, frozenset()))
     for image, brand, ref_id in zip(images, brands, ids):  # last, so the listings above do not depend on it
         if len(ids_of_brand[brand]) > 1 and rng.random() < recoloured_share:
-            band = band_share > 0 and bool(rng.random() < band_share)  # no draw when off: other listings stay as they were
-            edited, _ = augment.recoloured(image, rng, band=band)
+            edited, _ = augment.recoloured(image, rng)
             out.append(SyntheticListing(edited, "recoloured", brand, -1, frozenset({ref_id})))
     return out
 

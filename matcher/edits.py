@@ -148,21 +148,6 @@ def hue_rotate(image, rng, backgrounds=()):
     return Image.merge("HSV", (hue, saturation, value)).convert("RGB"), f"hue_rotate({turn * 360 / 256:.0f})"
 
 
-def hue_rotate_band(image, rng, backgrounds=()):
-    """Turn the hues of one band (30-50% of the height, or of the width) by 60-300 degrees and leave the rest: a
-    variant of the package that keeps its logo and most of its design but not a coloured band (two flavours of one
-    dairy's carton). Not a copy edit: a look-alike negative for calibration, like ``hue_rotate``."""
-    turned, description = hue_rotate(image, rng)
-    vertical = bool(rng.random() < 0.5)
-    length = image.width if vertical else image.height
-    size = max(1, round(length * rng.uniform(0.3, 0.5)))
-    start = int(rng.integers(0, length - size + 1))
-    box = (start, 0, start + size, image.height) if vertical else (0, start, image.width, start + size)
-    banded = image.copy()
-    banded.paste(turned.crop(box), box[:2])
-    return banded, f"{description}@{'columns' if vertical else 'rows'}{start}-{start + size}"
-
-
 def blur(image, rng, backgrounds=()):
     """Gaussian blur, radius 1-3 px."""
     radius = rng.uniform(1.0, 3.0)

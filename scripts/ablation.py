@@ -7,8 +7,10 @@ Usage::
 Rows: the default pipeline; region search for every doubtful listing (none settled by a conclusive
 verification of its global candidates); without region search; without SIFT verification and regions (global
 scorer only); without distinctive inliers (no keypoints marked as shared between brands); without brand
-prototypes (index calibrated and queries scored without them); without whitening (index rebuilt on raw GeM descriptors). Each row rebuilds or reuses an index under
-WORK_DIR and prints the guide's metrics and the scan speed.
+prototypes (index calibrated and queries scored without them); without the colour check; without whitening (index
+rebuilt on raw GeM descriptors); with the calibration's sister listings counted once instead of
+``calibrate.SISTER_WEIGHT`` times. Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
+metrics and the scan speed.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ VARIANTS = [
     ("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False), CascadeSettings(prototypes=False)),
     ("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
+    ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
 ]
 
 

@@ -121,20 +121,6 @@ def test_a_recoloured_photo_keeps_its_shapes_and_lightness_but_not_its_hues():
     assert np.abs(hsv_after[..., 2] - hsv_before[..., 2]).mean() < 3  # brightness kept
 
 
-def test_hue_rotate_band_turns_one_band_only():
-    photo = _photo(160, 120)
-    for seed in range(6):
-        banded, description = augment.hue_rotate_band(photo, np.random.default_rng(seed))
-        assert description.startswith("hue_rotate(") and banded.size == photo.size
-        changed = np.any(np.asarray(banded) != np.asarray(photo), axis=-1)
-        rows, cols = changed.any(axis=1), changed.any(axis=0)
-        band = cols if "@columns" in description else rows
-        across = rows if "@columns" in description else cols
-        assert across.mean() > 0.9  # the band runs across the whole image
-        assert 0.2 <= band.mean() <= 0.5  # and covers 30-50% of it the other way (where there are hues to turn)
-        assert np.ptp(np.flatnonzero(band)) + 1 == band.sum()  # in one piece
-
-
 def test_recoloured_listings_hide_only_their_own_photo(backgrounds):
     from matcher.calibrate import make_listings
 
