@@ -35,8 +35,9 @@ BACKGROUND_LISTINGS = 120  # listings made from everyday photos
 SISTER_WEIGHT = 5.0  # how many times the scorer counts a sister listing's rows
 # Marketplace traffic is full of products the catalog lacks that look like one it has (a green pepper beside a
 # catalog's yellow one); one sister per reference under-represents them. On devbench (mean of three build seeds,
-# scorers refitted on evidence collected once per seed), weights 1 / 3 / 5 / 8 gave distractors above the P90 threshold 0.042 / 0.033 / 0.024 / 0.022, for brand_R@P90
-# 0.856 / 0.851 / 0.840 / 0.833 and same-product top-1 0.806 / 0.804 / 0.801 / 0.797.
+# scorers refitted on evidence collected once per seed), weights 1 / 3 / 5 / 8 gave distractors above the P90
+# threshold 0.042 / 0.033 / 0.024 / 0.022, for brand_R@P90 0.856 / 0.851 / 0.840 / 0.833 and same-product top-1
+# 0.806 / 0.804 / 0.801 / 0.797.
 
 
 @dataclass(frozen=True)
