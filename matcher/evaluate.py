@@ -22,6 +22,8 @@ from matcher.errors import MatcherError
 KINDS = ("copy", "same_product", "none")
 METRIC_KEYS = ("brand_uAP", "brand_R@P90", "brand_thr@P90", "copy_uAP", "copy_R@P90", "copy_thr@P90",
                "top1_copy", "top1_same_product", "top1_copy_ref", "fp_at_p90")
+# the guide's seven headline metrics, in the order of its tables (ablation and seed-spread scripts print these)
+HEADLINE_KEYS = ("brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1_same_product", "fp_at_p90")
 MIN_PRECISION = 0.9
 
 

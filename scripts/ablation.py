@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matcher.benchmark import run_benchmark  # noqa: E402
 from matcher.build import BuildSettings  # noqa: E402
+from matcher.evaluate import HEADLINE_KEYS  # noqa: E402
 from matcher.pipeline import CascadeSettings  # noqa: E402
 
-KEYS = ["brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1_same_product", "fp_at_p90",
-        "listings_per_second"]
+KEYS = [*HEADLINE_KEYS, "listings_per_second"]
 VARIANTS = [
     # name, index folder (shared by variants with the same build), build settings, cascade settings
     ("default", "default", BuildSettings(), CascadeSettings()),

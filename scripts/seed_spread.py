@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matcher.benchmark import run_benchmark  # noqa: E402
 from matcher.build import BuildSettings  # noqa: E402
-
-KEYS = ["brand_uAP", "brand_R@P90", "copy_uAP", "copy_R@P90", "top1_copy", "top1_same_product", "fp_at_p90"]
+from matcher.evaluate import HEADLINE_KEYS as KEYS  # noqa: E402
 
 
 def main(argv=None) -> int:
