@@ -47,6 +47,8 @@ class BuildSettings:
     sister_weight : how many times the scorer counts each sister listing (``calibrate.SISTER_WEIGHT``, and why)
     colour_check : calibrate with the colour check of verified matches (``colour.py``); False only for ablations,
         whose scans then use ``CascadeSettings(colour=False)`` too
+    colour_signs : fit the full brand model with the colour features' signs constrained
+        (``evidence.BRAND_FEATURE_SIGNS``); False only for ablations
     """
 
     whitening_dim: int = 256
@@ -58,6 +60,7 @@ class BuildSettings:
     shared_neighbours: int = NEIGHBOURS
     brand_prototypes: bool = True
     colour_check: bool = True
+    colour_signs: bool = True
     seed: int = 1234
     keep_versions: int = 3
 
@@ -132,7 +135,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
                                                 colour=settings.colour_check),
                                 exclude=[set(s.exclude) for s in listings])
     rows = training_rows(evidence, listings, sister_weight=settings.sister_weight)
-    version.scorer, calibration = fit_scorer(rows)
+    version.scorer, calibration = fit_scorer(rows, colour_signs=settings.colour_signs)
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)
     calibration.update(gate_summary)
 

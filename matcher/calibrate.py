@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from . import augment
-from .evidence import GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, copy_feature_rows
+from .evidence import (GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, brand_feature_signs,
+                       copy_feature_rows)
 from .gate import GATE_RECALL, fit_gate, gate_features
 from .score import Scorer, fit_logistic
 
@@ -32,12 +33,13 @@ COPIES_PER_REFERENCE = 3  # edited copies made of each reference
 BACKGROUND_LISTINGS = 120  # listings made from everyday photos
 # (on devbench, 3 and 120 rather than 2 and 80 cost ~25% more calibration time, and brand_R@P90 and same-product
 # top-1 moved by <= 0.006 across three build seeds instead of 0.013-0.017: ``scripts/seed_spread.py``)
-SISTER_WEIGHT = 5.0  # how many times the scorer counts a sister listing's rows
+SISTER_WEIGHT = 16.0  # how many times the scorer counts a sister listing's rows
 # Marketplace traffic is full of products the catalog lacks that look like one it has (a green pepper beside a
-# catalog's yellow one); one sister per reference under-represents them. On devbench (mean of three build seeds,
-# scorers refitted on evidence collected once per seed), weights 1 / 3 / 5 / 8 gave distractors above the P90
-# threshold 0.042 / 0.033 / 0.024 / 0.022, for brand_R@P90 0.856 / 0.851 / 0.840 / 0.833 and same-product top-1
-# 0.806 / 0.804 / 0.801 / 0.797.
+# catalog's yellow one), and far more of them than genuine listings; one sister per reference under-represents
+# them. At 16, look-alikes outweigh the genuine synthetic listings (copies and same-product photos) 4 to 1. On
+# devbench (mean of three build seeds, scorers refitted on evidence collected once per seed, colour signs
+# constrained), weights 5 / 8 / 12 / 16 / 24 / 32 gave distractors above the P90 threshold 0.023 / 0.019 / 0.017 /
+# 0.014 / 0.014 / 0.012, for brand_R@P90 0.845 / 0.837 / 0.824 / 0.821 / 0.810 / 0.799; copy metrics unchanged.
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,15 @@ def training_rows(evidence, listings: Sequence[SyntheticListing], *,
     }
 
 
-def fit_scorer(rows: dict[str, np.ndarray], *, l2: float = 1.0) -> tuple[Scorer, dict]:
-    """Fit the four logistic models; returns the scorer and a summary for the manifest."""
+def fit_scorer(rows: dict[str, np.ndarray], *, l2: float = 1.0, colour_signs: bool = True) -> tuple[Scorer, dict]:
+    """Fit the four logistic models; returns the scorer and a summary for the manifest.
+
+    colour_signs : the full brand model's colour features keep their known signs (``evidence.BRAND_FEATURE_SIGNS``)
+    """
     bx, by, bw = rows["brand_x"], rows["brand_y"], rows["brand_w"]
     cx, cy, cw = rows["copy_x"], rows["copy_y"], rows["copy_w"]
     brand_global = fit_logistic(bx, by, n_features=GLOBAL_BRAND_FEATURES, l2=l2, sample_weight=bw)
-    brand_full = fit_logistic(bx, by, l2=l2, sample_weight=bw)
+    brand_full = fit_logistic(bx, by, l2=l2, sample_weight=bw, signs=brand_feature_signs() if colour_signs else None)
     copy_global = fit_logistic(cx, cy, n_features=GLOBAL_COPY_FEATURES, l2=l2, sample_weight=cw)
     copy_full = fit_logistic(cx, cy, l2=l2, sample_weight=cw)
     # gate: the global score that 98% of true brand rows reach, but never above 0.1

@@ -75,11 +75,21 @@ BRAND_FEATURES = [
     "colour_checked", "colour_distance", "colour_patch", "colour_mismatch", "hue_agreement",
 ]
 GLOBAL_BRAND_FEATURES = 6
+# Features whose direction is known: colours that differ more never make a match likelier, hues that agree more
+# never make it less likely. The full brand model is fitted under these signs (``score.fit_logistic``): fitted
+# freely, the colour differences' three correlated statistics took weights of both signs, and a sister carton
+# with a differently coloured band (colour_patch 0.84, where genuine photos stay below 0.2) scored 0.96.
+BRAND_FEATURE_SIGNS = {"colour_distance": -1, "colour_patch": -1, "colour_mismatch": -1, "hue_agreement": +1}
 COPY_FEATURES = [
     "sim", "margin_next_ref", "sim_minus_background", "background_sim",
     "region_sim", "log_inliers", "inlier_margin", "mirrored",
 ]
 GLOBAL_COPY_FEATURES = 4
+
+
+def brand_feature_signs() -> np.ndarray:
+    """(len(BRAND_FEATURES),) float: BRAND_FEATURE_SIGNS as -1 / 0 / +1 per column, for ``fit_logistic(signs=)``."""
+    return np.array([BRAND_FEATURE_SIGNS.get(name, 0) for name in BRAND_FEATURES], np.float64)
 
 
 CHANCE_INLIERS = 5  # RANSAC fits a homography to any 4 matches: unrelated photos reach ~5 inliers by chance

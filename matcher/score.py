@@ -53,8 +53,9 @@ class LogisticModel:
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | None = None,
-                 l2: float = 1.0, iterations: int = 50, sample_weight: np.ndarray | None = None) -> LogisticModel:
-    """L2-regularised logistic regression by Newton's method.
+                 l2: float = 1.0, iterations: int = 50, sample_weight: np.ndarray | None = None,
+                 signs: np.ndarray | None = None) -> LogisticModel:
+    """L2-regularised logistic regression by Newton's method, optionally with sign-constrained weights.
 
     Parameters
     ----------
@@ -62,17 +63,35 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | 
     labels : bool or {0, 1} (m,)
     l2 : penalty on the weights of the standardised features (the bias is not penalised)
     sample_weight : float (m,) >= 0, or None for all ones; a row of weight k counts as k copies of it
+    signs : (n,) of -1 / 0 / +1, or None: a feature with sign -1 may only lower the probability, +1 only raise it,
+        0 is free. Correlated features can otherwise get a weight of the wrong sign that the training rows
+        happen to tolerate and that rows unlike them turn into a wrong score. Active set: the worst violator is
+        fixed at 0 and the rest refitted, until no weight has a forbidden sign.
     """
     n = features.shape[1] if n_features is None else n_features
     x = np.asarray(features, np.float64)[:, :n]
     y = np.asarray(labels, np.float64)
     weight = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    allowed = np.zeros(n + 1) if signs is None else np.append(np.asarray(signs, np.float64)[:n], 0.0)
     mean = np.average(x, axis=0, weights=weight)
     scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weight)) + 1e-6
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(n + 1)
-    penalty = np.full(n + 1, l2)
-    penalty[-1] = 0.0
+    fixed_at_zero = np.zeros(n + 1, bool)
+    while True:
+        penalty = np.where(fixed_at_zero, 1e12, l2)
+        penalty[-1] = 0.0
+        w = _newton(z, y, weight, penalty, iterations)
+        wrong_sign = np.where(fixed_at_zero, 0.0, -allowed * w)
+        if wrong_sign.max() <= 1e-9:
+            break
+        fixed_at_zero[int(np.argmax(wrong_sign))] = True
+    w[fixed_at_zero] = 0.0
+    return LogisticModel(mean=mean, scale=scale, weights=w[:-1], bias=float(w[-1]))
+
+
+def _newton(z: np.ndarray, y: np.ndarray, weight: np.ndarray, penalty: np.ndarray, iterations: int) -> np.ndarray:
+    """Weights (n + 1,) minimising the weighted log-loss + 0.5 * sum(penalty * w**2); z (m, n + 1) has a 1s column."""
+    w = np.zeros(z.shape[1])
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
         gradient = z.T @ (weight * (p - y)) + penalty * w
@@ -81,7 +100,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, *, n_features: int | 
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return LogisticModel(mean=mean, scale=scale, weights=w[:-1], bias=float(w[-1]))
+    return w
 
 
 @dataclass(frozen=True)

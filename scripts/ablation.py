@@ -9,7 +9,8 @@ verification of its global candidates); without region search; without SIFT veri
 scorer only); without distinctive inliers (no keypoints marked as shared between brands); without brand
 prototypes (index calibrated and queries scored without them); without the colour check; without whitening (index
 rebuilt on raw GeM descriptors); with the calibration's sister listings counted once instead of
-``calibrate.SISTER_WEIGHT`` times. Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
+``calibrate.SISTER_WEIGHT`` times; with the full brand model's colour weights fitted freely (any sign) instead of
+under ``evidence.BRAND_FEATURE_SIGNS``. Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
 metrics and the scan speed.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ VARIANTS = [
     ("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
     ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
+    ("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
 ]
 
 

@@ -277,6 +277,42 @@ def test_fit_logistic_sample_weight_counts_as_repeated_rows():
     assert np.all(weighted.predict(x) < fit_logistic(x, y).predict(x))
 
 
+def _correlated_data(seed=27, m=1500):
+    """a informs the label; b = a + noise adds nothing but, fitted freely, takes a negative weight."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(m)
+    b = a + 0.3 * rng.standard_normal(m)
+    labels = rng.random(m) < 1.0 / (1.0 + np.exp(-(4.0 * a - 2.0 * b)))
+    return np.column_stack([a, b]), labels
+
+
+def test_fit_logistic_signs_forbid_a_wrong_sign_weight():
+    x, y = _correlated_data()
+    free = fit_logistic(x, y)
+    assert free.weights[1] < 0  # the data make b look like counter-evidence, given a
+    constrained = fit_logistic(x, y, signs=np.array([0, +1]))
+    assert constrained.weights[1] == 0.0 and constrained.weights[0] > 0
+    # b is then simply left out: the same model as one fitted on a alone
+    np.testing.assert_allclose(constrained.predict(x), fit_logistic(x[:, :1], y).predict(x[:, :1]), atol=1e-6)
+    # raising b never lowers a probability under the constraint, as it did when fitted freely
+    bumped = x + np.array([0.0, 1.0])
+    assert np.all(constrained.predict(bumped) >= constrained.predict(x))
+    assert np.all(free.predict(bumped) < free.predict(x))
+
+
+def test_fit_logistic_signs_that_hold_change_nothing():
+    x, y = _correlated_data()
+    np.testing.assert_allclose(fit_logistic(x, y, signs=np.array([+1, -1])).predict(x),
+                               fit_logistic(x, y).predict(x), atol=1e-12)
+
+
+def test_demo_index_scorer_obeys_the_colour_signs(demo_matcher):
+    from matcher.evidence import BRAND_FEATURE_SIGNS, BRAND_FEATURES
+    weights = demo_matcher.version.scorer.brand_full.weights
+    for name, sign in BRAND_FEATURE_SIGNS.items():
+        assert sign * weights[BRAND_FEATURES.index(name)] >= 0, name
+
+
 def test_fit_logistic_survives_separable_data():
     x = np.column_stack([np.r_[np.linspace(-2, -0.1, 20), np.linspace(0.1, 2, 20)], np.zeros(40)])
     y = x[:, 0] > 0
