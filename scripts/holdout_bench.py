@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/holdout_bench.py BENCH_DIR --hold Red-Delicious Arla-Sour-Milk [--hold ...] \\
-        [--random 2 --per-variant 3] [--work-dir results/holdout]
+        [--random 2 --per-variant 3] [--setting whitening_dim=128] [--work-dir results/holdout]
 
 A benchmark in the devbench layout has a few *hard negative* classes: real photos of products it has no references
 for, chosen to look like those it has (another yoghurt of the same brand, another pepper). Its false-positive rate
@@ -16,6 +16,8 @@ classes drawn at random (seeded).
 For each variant: build an index of the remaining references (default settings), scan every query, print the
 guide's metrics and ``held_fp@P90``, the share of the held-out classes' queries whose best brand score reaches the
 P90 threshold (brand_thr@P90) of that variant, with its count. The derived benchmark folders hold symlinks only.
+``--setting NAME=VALUE`` (repeatable) changes a ``BuildSettings`` field for every variant's index, to compare
+build settings on look-alikes the catalog lacks.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import csv
 import os
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +84,19 @@ def held_false_positives(scores_csv: Path, held_queries: list[str], threshold: f
     return float(np.mean([best[n] >= threshold for n in names])) if names else float("nan")
 
 
+def build_settings(assignments: list[str], seed: int) -> BuildSettings:
+    """BuildSettings with ``seed`` and each ``NAME=VALUE`` applied (VALUE cast to the field's default's type)."""
+    settings = BuildSettings(seed=seed)
+    for text in assignments:
+        name, _, value = text.partition("=")
+        if not hasattr(settings, name) or not value:
+            raise SystemExit(f"holdout_bench: --setting {text!r}: expected NAME=VALUE with a BuildSettings field")
+        default = getattr(settings, name)
+        cast = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)
+        settings = replace(settings, **{name: cast(value)})
+    return settings
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bench_dir", type=Path, help="benchmark folder (references/, queries/, ground_truth.csv)")
@@ -90,8 +106,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-variant", type=int, default=3, help="classes per random variant")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     ap.add_argument("--build-seed", type=int, default=BuildSettings().seed, help="index build seed")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a BuildSettings field for every variant's index (repeatable)")
     ap.add_argument("--work-dir", type=Path, default=Path("results/holdout"))
     args = ap.parse_args(argv)
+    settings = build_settings(args.setting, args.build_seed)
     classes = sorted(p.name for p in (args.bench_dir / "references").iterdir() if p.is_dir())
     rng = np.random.default_rng(args.seed)
     variants = [sorted(set(h)) for h in args.hold]
@@ -104,7 +123,7 @@ def main(argv=None) -> int:
     for i, held in enumerate(variants):
         folder = args.work_dir / f"variant{i}"
         held_queries = derive_benchmark(args.bench_dir, set(held), folder / "bench")
-        metrics = run_benchmark(folder / "bench", folder, build_settings=BuildSettings(seed=args.build_seed),
+        metrics = run_benchmark(folder / "bench", folder, build_settings=settings,
                                 progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
         held_fp = held_false_positives(folder / "scores.csv", held_queries, float(metrics["brand_thr@P90"]))
         rows.append([float(metrics[k]) for k in KEYS] + [held_fp])
