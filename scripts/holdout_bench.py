@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", type=Path, default=Path("results/holdout"))
     args = ap.parse_args(argv)
     settings = build_settings(args.setting, args.build_seed)
+    if not (args.bench_dir / "references").is_dir() or not (args.bench_dir / "ground_truth.csv").is_file():
+        ap.error(f"{args.bench_dir}: not a benchmark folder (references/, queries/, ground_truth.csv)")
     classes = sorted(p.name for p in (args.bench_dir / "references").iterdir() if p.is_dir())
     rng = np.random.default_rng(args.seed)
     variants = [sorted(set(h)) for h in args.hold]
