@@ -95,9 +95,17 @@ def test_a_listing_that_kills_its_worker_costs_one_row(tmp_path, monkeypatch):
     assert all(e.kind == "unreadable" and "crashed" in str(e) for e in bad.values())
 
 
-@pytest.mark.parametrize("matching_seconds, started", [(0.0, True), (0.6, False)])
-def test_by_default_workers_start_only_when_decoding_is_worth_it(matching_seconds, started):
+@pytest.mark.parametrize("matching_seconds, decoding_seconds, started", [(0.0, 0.05, True), (0.6, 0.0, False)])
+def test_by_default_workers_start_only_when_decoding_is_worth_it(matching_seconds, decoding_seconds, started,
+                                                                  monkeypatch):
     items = list(iter_listings(DEMO / "listings"))[:8]  # the first batch does not count: nothing was read ahead
+    original = reader.read_listing
+
+    def slow_read(*args):  # makes the wait for decoding measurable on any machine (a fast one decodes in ~1 ms)
+        time.sleep(decoding_seconds)
+        return original(*args)
+
+    monkeypatch.setattr(reader, "read_listing", slow_read)
     with DecodePool(None) as pool:
         for _ in pool.read(_batches(items, 2)):
             time.sleep(matching_seconds)  # decoding 2 demo listings takes ~5 ms: far under 10% of 0.6 s
