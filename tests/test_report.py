@@ -294,7 +294,10 @@ def test_report_in_chromium(report, tmp_path):
 
             failed = page.inner_text("#failed")
             assert "listings/broken.jpg" in failed and "looks like an HTML web page" in failed
-            assert MALICIOUS_TITLE in page.inner_text("#card-1")  # shown as text
+            card = page.query_selector("#card-1")  # cards off screen are not laid out (content-visibility: auto)
+            card.scroll_into_view_if_needed()
+            page.wait_for_function("card => card.innerText.length > 0", arg=card, timeout=5000)
+            assert MALICIOUS_TITLE in card.inner_text()  # shown as text
             assert problems == {"dialogs": [], "errors": []}
         finally:
             browser.close()
