@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 
 from . import augment, store
-from .calibrate import (BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, SISTER_WEIGHT, add_gate, fit_scorer, make_listings,
-                        training_rows)
+from .calibrate import (BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, SISTER_WEIGHT, SyntheticListing, add_gate,
+                        fit_scorer, make_listings, training_rows)
 from .catalog import scan_catalog
 from .embed import Embedder
 from .errors import CatalogError, ImageError
@@ -68,8 +68,9 @@ class BuildSettings:
         return dict(self.__dict__)
 
 
-def _decode_catalog(catalog_dir: Path):
-    """Decode every catalog photo; undecodable ones are skipped and reported."""
+def decode_catalog(catalog_dir: Path):
+    """Decode every catalog photo: (catalog items, RGB images, skipped), the first two in the same order;
+    undecodable photos are skipped and reported (path, status, error)."""
     kept, images, skipped = [], [], []
     for item in scan_catalog(catalog_dir):
         try:
@@ -83,6 +84,20 @@ def _decode_catalog(catalog_dir: Path):
     return kept, images, skipped
 
 
+def synthetic_listings(images, references: list[ReferenceRecord], settings: BuildSettings) -> list[SyntheticListing]:
+    """The synthetic listings (``calibrate.make_listings``) a build makes of its decoded reference ``images``
+    (same order as ``references``); the same ones for the same ``settings.seed``."""
+    return make_listings(images, [r.brand for r in references], [r.id for r in references],
+                         augment.background_photos(), np.random.default_rng(settings.seed),
+                         copies_per_reference=settings.copies_per_reference,
+                         background_count=settings.background_listings, recoloured_share=settings.recoloured_share)
+
+
+def calibration_cascade(settings: BuildSettings) -> CascadeSettings:
+    """How a build collects the synthetic listings' evidence: every stage forced on, pieces as ``settings``."""
+    return CascadeSettings(force_full=True, prototypes=settings.brand_prototypes, colour=settings.colour_check)
+
+
 def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embedder | None = None,
                 settings: BuildSettings = BuildSettings(),
                 progress: Callable[[str], None] | None = None) -> Path:
@@ -94,7 +109,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     say = progress or (lambda message: log.info(message))
     catalog_dir, out_dir = Path(catalog_dir), Path(out_dir)
     embedder = embedder or Embedder()
-    items, images, skipped = _decode_catalog(catalog_dir)
+    items, images, skipped = decode_catalog(catalog_dir)
     typical_prices = read_brand_prices(catalog_dir, {item.brand for item in items})  # fail before the CNN work
     say(f"embedding {len(images)} references of {len({i.brand for i in items})} brands")
     raw = embedder.describe(images)
@@ -102,13 +117,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     ids = [r.id for r in references]
     brands = [r.brand for r in references]
 
-    rng = np.random.default_rng(settings.seed)
-    backgrounds = augment.background_photos()
     say("generating synthetic listings for whitening and calibration")
-    listings = make_listings(images, brands, ids, backgrounds, rng,
-                             copies_per_reference=settings.copies_per_reference,
-                             background_count=settings.background_listings,
-                             recoloured_share=settings.recoloured_share)
+    listings = synthetic_listings(images, references, settings)
     listing_raw = embedder.describe([s.image for s in listings])
     background_raw = listing_raw[[s.kind == "background" for s in listings]]
     if settings.whitening_dim > 0:
@@ -130,9 +140,7 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
         index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
-    evidence = collect_evidence(version, embedder, [s.image for s in listings],
-                                CascadeSettings(force_full=True, prototypes=settings.brand_prototypes,
-                                                colour=settings.colour_check),
+    evidence = collect_evidence(version, embedder, [s.image for s in listings], calibration_cascade(settings),
                                 exclude=[set(s.exclude) for s in listings])
     rows = training_rows(evidence, listings, sister_weight=settings.sister_weight)
     version.scorer, calibration = fit_scorer(rows, colour_signs=settings.colour_signs)
