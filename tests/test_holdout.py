@@ -66,6 +66,7 @@ def test_held_false_positives_counts_best_scores_at_the_threshold(tmp_path):
 
 def test_settings_are_parsed_into_the_build_settings_by_their_type():
     settings = holdout.build_settings(["whitening_dim=128", "colour_signs=false", "sister_weight=8"], seed=5)
-    assert (settings.whitening_dim, settings.colour_signs, settings.sister_weight, settings.seed) == (128, False, 8.0, 5)
+    assert (settings.whitening_dim, settings.colour_signs, settings.sister_weight, settings.seed) == \
+        (128, False, 8.0, 5)
     with pytest.raises(SystemExit, match="no_such_field"):
         holdout.build_settings(["no_such_field=1"], seed=5)
