@@ -25,7 +25,6 @@ import argparse
 import csv
 import os
 import sys
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,12 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from matcher.benchmark import run_benchmark  # noqa: E402
 from matcher.build import BuildSettings  # noqa: E402
 from matcher.evaluate import HEADLINE_KEYS as KEYS  # noqa: E402
+from matcher.evaluate import false_positives, load_benchmark, normalize_path, read_scores_csv  # noqa: E402
+
+
+def benchmark_classes(bench: Path) -> list[str]:
+    """The class folders of ``bench/references``, sorted."""
+    return sorted(p.name for p in (bench / "references").iterdir() if p.is_dir())
 
 
 def derive_benchmark(bench: Path, held: set[str], out: Path) -> list[str]:
     """Write ``out`` (references/, queries/, ground_truth.csv, manifest.csv) with ``held`` classes' references
     removed and their queries turned into ``none``; return the held-out queries' names."""
-    classes = sorted(p.name for p in (bench / "references").iterdir() if p.is_dir())
+    classes = benchmark_classes(bench)
     unknown = held - set(classes)
     if unknown:
         raise SystemExit(f"holdout_bench: {bench}/references has no class {', '.join(sorted(unknown))}")
@@ -74,14 +79,13 @@ def _link(target: Path, link: Path) -> None:
         os.symlink(target.resolve(), link)
 
 
-def held_false_positives(scores_csv: Path, held_queries: list[str], threshold: float) -> float:
-    """Share of ``held_queries`` whose best brand score in ``scores_csv`` is >= ``threshold``."""
-    best: dict[str, float] = defaultdict(float)
-    with open(scores_csv, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            best[row["listing"]] = max(best[row["listing"]], float(row["score"]))
-    names = [Path(q).name for q in held_queries]
-    return float(np.mean([best[n] >= threshold for n in names])) if names else float("nan")
+def held_false_positives(bench_dir: Path, scores_csv: Path, held_queries: list[str], threshold: float) -> float:
+    """Share of ``held_queries`` that are among the benchmark's false positives at ``threshold``
+    (``evaluate.false_positives``: distractors whose best score in ``scores_csv`` reaches it)."""
+    bench = load_benchmark(bench_dir)
+    passed = {r.listing for r in false_positives(bench, read_scores_csv(scores_csv), threshold)}
+    held = {normalize_path(q, bench.bench_dir, "queries") for q in held_queries}
+    return len(passed & held) / len(held) if held else float("nan")
 
 
 def build_settings(assignments: list[str], seed: int) -> BuildSettings:
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
     settings = build_settings(args.setting, args.build_seed)
     if not (args.bench_dir / "references").is_dir() or not (args.bench_dir / "ground_truth.csv").is_file():
         ap.error(f"{args.bench_dir}: not a benchmark folder (references/, queries/, ground_truth.csv)")
-    classes = sorted(p.name for p in (args.bench_dir / "references").iterdir() if p.is_dir())
+    classes = benchmark_classes(args.bench_dir)
     rng = np.random.default_rng(args.seed)
     variants = [sorted(set(h)) for h in args.hold]
     variants += [sorted(rng.choice(classes, args.per_variant, replace=False).tolist()) for _ in range(args.random)]
@@ -127,7 +131,8 @@ def main(argv=None) -> int:
         held_queries = derive_benchmark(args.bench_dir, set(held), folder / "bench")
         metrics = run_benchmark(folder / "bench", folder, build_settings=settings,
                                 progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
-        held_fp = held_false_positives(folder / "scores.csv", held_queries, float(metrics["brand_thr@P90"]))
+        held_fp = held_false_positives(folder / "bench", folder / "scores.csv", held_queries,
+                                       float(metrics["brand_thr@P90"]))
         rows.append([float(metrics[k]) for k in KEYS] + [held_fp])
         print(f"{i:<4}" + "".join(f"{v:>18.3f}" for v in rows[-1][:-1]) + f"{held_fp:>14.3f}{len(held_queries):>8}"
               f"   held out: {', '.join(held)}", flush=True)

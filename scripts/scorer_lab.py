@@ -40,28 +40,29 @@ from matcher.pipeline import collect_evidence, score_evidence  # noqa: E402
 CACHE = "scorer_lab.pkl"
 
 
-def benchmark_of(work_dir: Path, matcher: Matcher) -> Path:
+def benchmark_of(matcher: Matcher) -> Path:
     """The benchmark folder whose references/ the index was built from (its manifest records the catalog)."""
     return Path(matcher.version.manifest["catalog"]).parent
 
 
-def collect(work_dir: Path, batch: int = 32) -> dict:
-    """Evidence of the build's synthetic listings and of the benchmark's queries; cached in WORK_DIR/CACHE."""
+def collect(work_dir: Path, matcher: Matcher, batch: int = 32) -> dict:
+    """Evidence of the build's synthetic listings and of the benchmark's queries; cached in WORK_DIR/CACHE.
+
+    matcher : ``Matcher.open(work_dir / "index")``"""
     cache = work_dir / CACHE
     if cache.exists():
         with open(cache, "rb") as f:
             return pickle.load(f)
-    matcher = Matcher.open(work_dir / "index")
-    version, bench = matcher.version, benchmark_of(work_dir, matcher)
-    known = {f for f in BuildSettings.__dataclass_fields__}
-    settings = BuildSettings(**{k: v for k, v in version.manifest["build_settings"].items() if k in known})
+    version, bench = matcher.version, benchmark_of(matcher)
+    fields = set(BuildSettings.__dataclass_fields__)
+    settings = BuildSettings(**{k: v for k, v in version.manifest["build_settings"].items() if k in fields})
     items, images, _ = decode_catalog(bench / "references")
     if [i.path for i in items] != [r.path for r in version.references]:
         raise SystemExit(f"scorer_lab: {bench}/references changed since {work_dir}/index was built; rebuild it")
     listings = synthetic_listings(images, version.references, settings)
     calibration = collect_evidence(version, matcher.embedder, [s.image for s in listings],
                                    calibration_cascade(settings), exclude=[set(s.exclude) for s in listings])
-    queries = [item for item in iter_listings(bench / "queries")]
+    queries = list(iter_listings(bench / "queries"))
     evidence = []
     for start in range(0, len(queries), batch):
         chunk = [load_image(item.path) for item in queries[start:start + batch]]
@@ -75,17 +76,20 @@ def collect(work_dir: Path, batch: int = 32) -> dict:
     return data
 
 
-def rescore(work_dir: Path, data: dict, *, sister_weight: float, l2: float, colour_signs: bool) -> dict:
-    """Metrics of the benchmark's queries under a scorer refitted with these settings."""
-    matcher = Matcher.open(work_dir / "index")
-    version = matcher.version
+def rescore(matcher: Matcher, data: dict, *, sister_weight: float, l2: float, colour_signs: bool) -> dict:
+    """Metrics of the benchmark's queries under a scorer refitted with these settings (the index's gate kept);
+    ``matcher``'s scorer is restored afterwards."""
+    version, built = matcher.version, matcher.version.scorer
     rows = training_rows(data["calibration"], data["listings"], sister_weight=sister_weight)
     scorer, _ = fit_scorer(rows, l2=l2, colour_signs=colour_signs)
-    version.scorer = replace(scorer, gate=version.scorer.gate, gate_threshold=version.scorer.gate_threshold)
-    scores = [ScoreRow(name, b.brand, b.reference, b.score)
-              for name, ev in zip(data["queries"], data["evidence"])
-              for b in score_evidence(version, ev).brands[:10]]
-    return evaluate(load_benchmark(benchmark_of(work_dir, matcher)), scores)
+    version.scorer = replace(scorer, gate=built.gate, gate_threshold=built.gate_threshold)
+    try:
+        scores = [ScoreRow(name, b.brand, b.reference, b.score)
+                  for name, ev in zip(data["queries"], data["evidence"])
+                  for b in score_evidence(version, ev).brands[:10]]
+    finally:
+        version.scorer = built
+    return evaluate(load_benchmark(benchmark_of(matcher)), scores)
 
 
 def main(argv=None) -> int:
@@ -99,7 +103,8 @@ def main(argv=None) -> int:
     for work_dir in args.work_dirs:
         if not (work_dir / "index" / "CURRENT").exists():
             ap.error(f"{work_dir}: no index/ (run `matcher eval BENCH --work-dir {work_dir}` first)")
-    data = {w: collect(w) for w in args.work_dirs}
+    matchers = {w: Matcher.open(w / "index") for w in args.work_dirs}
+    data = {w: collect(w, matchers[w]) for w in args.work_dirs}
     signs = [True, False] if args.any_sign else [True]
     if not args.json:
         print(f"{'setting':<28}{'work dir':<24}" + "".join(f"{k:>19}" for k in HEADLINE_KEYS), flush=True)
@@ -107,7 +112,7 @@ def main(argv=None) -> int:
         label = f"sister {weight:g}, l2 {l2:g}" + ("" if colour_signs else ", any sign")
         table = []
         for w in args.work_dirs:
-            metrics = rescore(w, data[w], sister_weight=weight, l2=l2, colour_signs=colour_signs)
+            metrics = rescore(matchers[w], data[w], sister_weight=weight, l2=l2, colour_signs=colour_signs)
             table.append([float(metrics[k]) for k in HEADLINE_KEYS])
             if args.json:
                 print(json.dumps({"setting": label, "work_dir": str(w), **dict(zip(HEADLINE_KEYS, table[-1]))}))

@@ -56,11 +56,14 @@ def test_unknown_class_is_refused_by_name(tmp_path):
 
 
 def test_held_false_positives_counts_best_scores_at_the_threshold(tmp_path):
+    derived = tmp_path / "derived"
+    holdout.derive_benchmark(_bench(tmp_path / "bench"), {"Apple"}, derived)  # q1, q2: distractors now
     scores = tmp_path / "scores.csv"
     scores.write_text("listing,brand,reference,score\nq1.jpg,Pear,Pear/p1.jpg,0.05\nq1.jpg,Pear,Pear/p1.jpg,0.4\n"
                       "q2.jpg,Pear,Pear/p1.jpg,0.2\n", encoding="utf-8")
-    assert holdout.held_false_positives(scores, ["queries/q1.jpg", "queries/q2.jpg"], 0.3) == 0.5
-    assert holdout.held_false_positives(scores, ["queries/q1.jpg", "queries/q2.jpg", "queries/q9.jpg"], 0.1) == \
+    assert holdout.held_false_positives(derived, scores, ["queries/q1.jpg", "queries/q2.jpg"], 0.3) == 0.5
+    assert holdout.held_false_positives(derived, scores, ["queries/q1.jpg", "queries/q2.jpg", "queries/q9.jpg"],
+                                        0.1) == \
         pytest.approx(2 / 3)  # a listing without any score row counts as not passing
 
 

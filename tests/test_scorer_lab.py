@@ -50,8 +50,9 @@ def test_the_index_settings_reproduce_the_scan(tmp_path):
     scan(bench / "queries", Matcher.open(work / "index"), work / "results.jsonl", top_k=10)
     expected = evaluate(load_benchmark(bench), score_rows_from_results(read_results(work / "results.jsonl")))
 
-    data = lab.collect(work)
+    matcher = Matcher.open(work / "index")
+    data = lab.collect(work, matcher)
     assert (work / lab.CACHE).exists() and len(data["evidence"]) == len(data["queries"]) > 0
-    same = lab.rescore(work, data, sister_weight=settings.sister_weight, l2=1.0, colour_signs=True)
+    same = lab.rescore(matcher, data, sister_weight=settings.sister_weight, l2=1.0, colour_signs=True)
     assert {k: same[k] for k in HEADLINE_KEYS} == pytest.approx({k: expected[k] for k in HEADLINE_KEYS})
-    assert lab.collect(work)["queries"] == data["queries"]  # read back from the cache
+    assert lab.collect(work, matcher)["queries"] == data["queries"]  # read back from the cache
