@@ -14,7 +14,7 @@ import numpy as np
 
 from . import augment, store
 from .calibrate import (BACKGROUND_LISTINGS, COPIES_PER_REFERENCE, SISTER_WEIGHT, SyntheticListing, add_gate,
-                        fit_scorer, make_listings, training_rows)
+                        catalog_likeness, fit_scorer, make_listings, source_references, training_rows)
 from .catalog import scan_catalog
 from .embed import Embedder
 from .errors import CatalogError, ImageError
@@ -138,10 +138,14 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
         shared_keypoints=find_shared_keypoints(vectors, brands, local, neighbours=settings.shared_neighbours),
         scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
         index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
+        likeness=catalog_likeness(listings, listing_raw),
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(version, embedder, [s.image for s in listings], calibration_cascade(settings),
                                 exclude=[set(s.exclude) for s in listings])
+    hidden = [source_references(s) for s in listings]
+    for ev, likeness in zip(evidence, version.likeness.leaving_out(listing_raw, hidden)):
+        ev.likeness = float(likeness)
     rows = training_rows(evidence, listings, sister_weight=settings.sister_weight)
     version.scorer, calibration = fit_scorer(rows, colour_signs=settings.colour_signs)
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)

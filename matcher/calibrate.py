@@ -25,7 +25,8 @@ from PIL import Image
 from . import augment
 from .evidence import (GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, brand_feature_signs,
                        copy_feature_rows)
-from .gate import GATE_RECALL, fit_gate, gate_features
+from .gate import GATE_RECALL, alike, fit_gate, gate_features, passes_gate
+from .likeness import LIKENESS_RECALL, ListingLikeness, fit_threshold
 from .score import Scorer, fit_logistic
 
 
@@ -134,11 +135,25 @@ def fit_scorer(rows: dict[str, np.ndarray], *, l2: float = 1.0, colour_signs: bo
     return scorer, summary
 
 
+def source_references(listing: SyntheticListing) -> set[int]:
+    """The reference ids a synthetic listing was made from, or stands in for (all of a sister's brand)."""
+    return {listing.ref_id} if listing.kind == "copy" else set(listing.exclude)
+
+
+def catalog_likeness(listings: Sequence[SyntheticListing], raw: np.ndarray) -> ListingLikeness:
+    """The ``likeness.py`` set of a build: the raw descriptors (m, D) of its copy and same-product listings."""
+    keep = [k for k, s in enumerate(listings) if s.kind in ("copy", "same_product")]
+    return ListingLikeness(np.asarray(raw, np.float32)[keep],
+                           np.asarray([min(source_references(listings[k])) for k in keep], np.int64))
+
+
 def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> tuple[Scorer, dict]:
     """Fit the cascade's gate (``gate.py``) on the synthetic listings' evidence (every stage forced on).
 
     A listing is worth the expensive stages when it shows a catalog brand (copy or same_product) and the full
-    models give that brand a score at or above the operating threshold.
+    models give that brand a score at or above the operating threshold. The likeness threshold is fitted too when
+    every listing's ``likeness`` was measured (leaving out the listings made from its own references:
+    ``source_references``).
     """
     worth = []
     for ev, listing in zip(evidence, listings):
@@ -151,7 +166,12 @@ def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> 
     worth = np.asarray(worth, bool)
     features = gate_features(scorer, evidence)
     model, threshold = fit_gate(features, worth)
-    passed = model.predict(features) >= threshold
+    likeness = np.asarray([-1.0 if ev.likeness is None else ev.likeness for ev in evidence])
+    likeness_threshold = fit_threshold(likeness, worth) if all(ev.likeness is not None for ev in evidence) else None
+    scorer = replace(scorer, gate=model, gate_threshold=threshold, likeness_threshold=likeness_threshold)
+    passed = passes_gate(scorer, evidence) & alike(scorer, evidence)
     summary = {"gate_threshold": threshold, "gate_recall": GATE_RECALL, "gate_positives": int(worth.sum()),
+               "likeness_threshold": likeness_threshold, "likeness_recall": LIKENESS_RECALL,
+               "gate_kept_positives": float(passed[worth].mean()) if worth.any() else None,
                "gate_pass_rate_negatives": float(passed[~worth].mean()) if (~worth).any() else None}
-    return replace(scorer, gate=model, gate_threshold=threshold), summary
+    return scorer, summary

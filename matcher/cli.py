@@ -86,6 +86,9 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
         typer.echo(f"gate:       {calibration['gate_threshold']:.3f} (keeps {calibration.get('gate_recall', 0.99):.0%} "
                    f"of the synthetic listings the full cascade detects; "
                    f"{calibration['gate_pass_rate_negatives']:.0%} of the others pass)")
+    if calibration.get("likeness_threshold") is not None:
+        typer.echo(f"likeness:   {calibration['likeness_threshold']:.3f} (listings less like the synthetic ones skip "
+                   f"the expensive stages; with the gate, {calibration['gate_kept_positives']:.1%} of detections kept)")
     counts = manifest.get("counts", {})
     typer.echo(f"brands:     {counts.get('brands')} brands, {counts.get('references')} references")
     prices = manifest.get("typical_prices", {})

@@ -60,6 +60,8 @@ class ListingEvidence:
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
     window_scores: tuple[float, ...] = ()  # per feature-map window (embed.WINDOWS), its best cosine to a reference
     prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (prototypes.py)
+    likeness: float | None = None  # best cosine to the index's synthetic listings (likeness.py); None: not measured
+    dismissed: bool = False  # unlike the catalog's listings: expensive stages skipped, scored as if they found nothing
 
     @property
     def window_similarity(self) -> float:

@@ -13,6 +13,12 @@ A logistic model over these features is fitted at index build on the synthetic l
 positives are the synthetic copies and same-product listings that the *full* cascade detects (brand score of
 their true brand >= the operating threshold); listings the expensive stages would not rescue anyway are not
 worth protecting. The gate threshold keeps ``GATE_RECALL`` of those positives.
+
+A listing that passes must also be *like* the catalog's listings (``likeness.py``: its best cosine to the index's
+synthetic listings at least the index's likeness threshold, which keeps ``likeness.LIKENESS_RECALL`` of the
+positives). One that is not is *dismissed*: everyday photos that merely share a colour or layout with some
+reference, whose global score can be high, skip the expensive stages too but are scored by the full models as if
+those stages found nothing (no inliers, no closer region), which is what the stages find for such photos.
 """
 from __future__ import annotations
 
@@ -50,6 +56,14 @@ def passes_gate(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
     if not evidence:
         return np.zeros(0, bool)
     return scorer.gate.predict(gate_features(scorer, evidence)) >= scorer.gate_threshold
+
+
+def alike(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
+    """bool (n,): which listings look like the catalog's listings (``likeness.py``); all of them when the index
+    has no likeness threshold or a listing's likeness was not measured."""
+    threshold = scorer.likeness_threshold
+    return np.asarray([threshold is None or ev.likeness is None or ev.likeness >= threshold for ev in evidence],
+                      bool).reshape(len(evidence))
 
 
 def fit_gate(features: np.ndarray, worth_verifying: np.ndarray, *,

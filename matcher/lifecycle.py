@@ -16,7 +16,10 @@ times more brands) deserves a rebuild.
 
 Cost. ``add_to_index`` decodes, embeds (``embedder.describe``) and extracts SIFT features only for photos the
 index does not hold yet; a photo whose sha256 is already indexed under the same brand keeps its id and features.
-Writing the new version copies the index's files (I/O proportional to the index, no CNN work).
+Each new photo also gets ``likeness.EDITS_PER_REFERENCE`` synthetic listings (edited copies, embedded too), so
+that the gate's listing likeness (``likeness.py``) knows what listings of the new brands look like; removed
+brands' synthetic listings leave with them. Writing the new version copies the index's files (I/O proportional
+to the index, no CNN work).
 
 Ids are stable and never reused: the manifest records ``next_id``; new references get ids from there.
 Operations that change an index take an advisory lock (``INDEX_DIR/.lock``, released by the OS if the process
@@ -39,6 +42,7 @@ from .errors import CatalogError, ImageError, IndexNotFoundError, MatcherError
 from .brands import read_brand_prices
 from .images import load_image, thumbnail_jpeg
 from .index import VectorIndex
+from .likeness import ListingLikeness, edited_examples
 from .store import ReferenceRecord
 from .shared import NEIGHBOURS, find_shared_keypoints
 from .verify import extract_local_features
@@ -104,9 +108,11 @@ def _shared_neighbours(manifest: dict) -> int:
 
 
 def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], new_raw: np.ndarray,
-              new_local: list, new_thumbnails: list[bytes]) -> IndexVersion:
+              new_local: list, new_thumbnails: list[bytes],
+              new_likeness: ListingLikeness | None = None) -> IndexVersion:
     """A version holding ``rows`` = (record, from_old, row): row of ``old`` if from_old, else row of ``new_raw`` /
-    ``new_local`` / ``new_thumbnails``. Whitening, background and scorer are carried over from ``old``."""
+    ``new_local`` / ``new_thumbnails``. Whitening, background and scorer are carried over from ``old``; the
+    synthetic listings of ``likeness.py`` are those of the kept references plus ``new_likeness``."""
     rows = sorted(rows, key=lambda r: r[0].id)
     new_vectors = old.whitening.apply(new_raw) if len(new_raw) else new_raw
     pick = [(old.raw_descriptors, old.local_features, old.vectors) if from_old else (new_raw, new_local, new_vectors)
@@ -121,6 +127,7 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
     index = VectorIndex.for_vectors(old.whitening.dim, len(references))
     index.add(vectors, np.asarray([r.id for r in references], np.int64))
     local = [src[1][row] for src, (_, _, row) in zip(pick, rows)]
+    likeness = old.likeness.keeping({r.id for r in references})
     return IndexVersion(
         manifest={}, references=references, vectors=vectors,
         raw_descriptors=raw.reshape(len(rows), old.raw_descriptors.shape[1]), whitening=old.whitening,
@@ -130,7 +137,18 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
         scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
         hue_histograms={record.id: old.hue_histograms[old.references[row].id] for record, from_old, row in rows
                         if from_old and old.references[row].id in old.hue_histograms},  # kept: not computed again
+        likeness=likeness.plus(new_likeness) if new_likeness is not None and len(old.likeness) else likeness,
     )
+
+
+def _new_likeness(old: IndexVersion, embedder, images: list, ref_ids: list[int]) -> ListingLikeness | None:
+    """Synthetic listings (``likeness.edited_examples``) of references about to be added, so that the gate's
+    likeness knows their kind of photo; None when the index keeps no likeness set (built before it)."""
+    if not len(old.likeness) or not images:
+        return None
+    seed = int(old.manifest.get("build_settings", {}).get("seed", 0)) + min(ref_ids)  # reproducible per add
+    examples, owners = edited_examples(images, np.random.default_rng(seed))
+    return ListingLikeness(embedder.describe(examples), np.asarray([ref_ids[k] for k in owners], np.int64))
 
 
 def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=None, keep: int | None = None,
@@ -193,7 +211,8 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
                else np.zeros((0, old.raw_descriptors.shape[1]), np.float32))
         local = [extract_local_features(im) for im in fresh_images]
         thumbnails = [thumbnail_jpeg(im) for im in fresh_images]
-        new = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local, thumbnails)
+        likeness = _new_likeness(old, embedder, fresh_images, [r.id for r in fresh])
+        new = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local, thumbnails, likeness)
         dropped = sum(1 for r in old.references if r.brand in brands) - reused
         entry = {"op": "add", "brands": brands, "catalog": str(catalog_dir.resolve()), "time": _now(),
                  "added": len(fresh), "reused": reused, "dropped": dropped}

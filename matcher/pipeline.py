@@ -1,7 +1,7 @@
 """The matching cascade for a batch of decoded images: embed -> search -> (regions, verify) -> score.
 
 Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
-match something) get the expensive stages: SIFT verification of the top candidates, then, unless a candidate
+match something, and they look like the catalog's listings) get the expensive stages: SIFT verification of the top candidates, then, unless a candidate
 verified conclusively (``CascadeSettings.settled_inliers``), a search over image regions and verification of the
 candidates it brings up. The regions are half-size windows on a 2 x 2 grid and a centre crop; only the three whose
 feature-map windows (free with the global descriptor) look most like a reference go through the CNN again. Clear
@@ -19,7 +19,7 @@ from PIL import Image
 from .colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram, thumbnail_pixels
 from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
-from .gate import passes_gate
+from .gate import alike, passes_gate
 from .score import verdict
 from .verify import LocalFeatures, extract_local_features, mirror_features, verify_against
 from .shared import distinctive_inliers
@@ -269,7 +269,7 @@ def score_evidence(version: IndexVersion, ev: ListingEvidence) -> ListingOutcome
     brands, best_refs, brand_x = brand_feature_rows(ev)
     if not brands:
         return ListingOutcome(evidence=ev)
-    full = ev.verified
+    full = ev.verified or ev.dismissed
     brand_p = (scorer.brand_full if full else scorer.brand_global).predict(brand_x)
     ref_ids, copy_x = copy_feature_rows(ev)
     copy_p = dict(zip(ref_ids, (scorer.copy_full if full else scorer.copy_global).predict(copy_x)))
@@ -306,12 +306,17 @@ def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequenc
     evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude,
                                prototypes=settings.prototypes)
     add_window_similarity(version, evidence, windows, exclude=exclude)
-    for ev, image in zip(evidence, images):
-        ev.image_size = image.size
+    for ev, image, likeness in zip(evidence, images, version.likeness.of(raw)):
+        ev.image_size, ev.likeness = image.size, float(likeness)
     if settings.force_full:
         doubtful = list(range(len(images)))
     else:
-        doubtful = [int(i) for i in np.flatnonzero(passes_gate(version.scorer, evidence))]
+        passed, like = passes_gate(version.scorer, evidence), alike(version.scorer, evidence)
+        doubtful = [int(i) for i in np.flatnonzero(passed & like)]
+        for i in np.flatnonzero(passed & ~like) if settings.verify else []:
+            evidence[i].dismissed = True  # scored by the full models, as if the expensive stages found nothing
+            if settings.colour:  # its hues are compared (cheap), as for every verified listing
+                add_colour_check(version, images[i], evidence[i])
     hidden = [hidden_brands_of(version, exclude[i]) if exclude else frozenset() for i in doubtful]
     # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
     queries = []  # the doubtful listings' local features

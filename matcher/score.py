@@ -115,6 +115,7 @@ class Scorer:
     verify_gate: float = 0.02  # without a gate model: global brand scores below this skip the expensive stages
     gate: LogisticModel | None = None  # gate.py: P(worth the expensive stages) from cheap features
     gate_threshold: float = 0.0
+    likeness_threshold: float | None = None  # likeness.py: listings less like the catalog's skip the expensive stages
 
     def to_dict(self) -> dict:
         d = {
@@ -124,6 +125,8 @@ class Scorer:
         }
         if self.gate is not None:
             d.update(gate=self.gate.to_dict(), gate_threshold=self.gate_threshold)
+        if self.likeness_threshold is not None:
+            d["likeness_threshold"] = self.likeness_threshold
         return d
 
     @classmethod
@@ -131,7 +134,8 @@ class Scorer:
         models = {k: LogisticModel.from_dict(d[k]) for k in ("brand_global", "brand_full", "copy_global", "copy_full")}
         gate = LogisticModel.from_dict(d["gate"]) if d.get("gate") else None
         return cls(**models, threshold=float(d["threshold"]), verify_gate=float(d["verify_gate"]), gate=gate,
-                   gate_threshold=float(d.get("gate_threshold", 0.0)))
+                   gate_threshold=float(d.get("gate_threshold", 0.0)),
+                   likeness_threshold=None if d.get("likeness_threshold") is None else float(d["likeness_threshold"]))
 
 
 def verdict(brand_score: float, copy_score: float, threshold: float) -> str:

@@ -17,6 +17,7 @@ from . import store
 from .errors import ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .images import file_sha256, load_image, thumbnail_jpeg
 from .index import METRIC, VectorIndex
+from .likeness import LIKENESS_FILE, ListingLikeness
 from .colour import HUE_BINS, hue_histogram, thumbnail_pixels
 from .prototypes import BrandPrototypes
 from .score import Scorer
@@ -45,6 +46,8 @@ class IndexVersion:
         saving, not loaded by ``open`` (use ``load_thumbnails``)
     hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), or None for a grey
         photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
+    likeness : raw descriptors of the synthetic listings made from the references (``likeness.py``), for the gate;
+        empty for an index saved before them
     """
 
     manifest: dict
@@ -60,12 +63,15 @@ class IndexVersion:
     folder: Path | None = None
     thumbnails: dict[int, bytes] = field(default_factory=dict)
     hue_histograms: dict[int, np.ndarray | None] = field(default_factory=dict)
+    likeness: ListingLikeness | None = None
     row_of_id: dict[int, int] = field(init=False)
     prototypes: BrandPrototypes = field(init=False)
 
     def __post_init__(self):
         self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
         self.prototypes = BrandPrototypes.of(self.vectors, [r.brand for r in self.references])
+        if self.likeness is None:
+            self.likeness = ListingLikeness.empty(self.raw_descriptors.shape[1])
 
     @property
     def brands(self) -> dict[str, int]:
@@ -88,6 +94,8 @@ class IndexVersion:
         np.save(folder / "background.npy", self.background)
         np.savez(folder / "local_features.npz", **pack_features(self.local_features))
         np.savez(folder / "shared_keypoints.npz", **pack_shared(self.shared_keypoints))
+        if len(self.likeness):
+            self.likeness.save(folder / LIKENESS_FILE)
         (folder / "scorer.json").write_text(json.dumps(self.scorer.to_dict(), indent=1) + "\n", encoding="utf-8")
         if self.thumbnails:
             arrays = {str(i): np.frombuffer(jpeg, np.uint8) for i, jpeg in self.thumbnails.items()}
@@ -138,6 +146,7 @@ class IndexVersion:
                 local_features=unpack_features(np.load(folder / "local_features.npz")),
                 shared_keypoints=unpack_shared(np.load(folder / "shared_keypoints.npz"), len(references)),
                 scorer=scorer, index=index, folder=folder, hue_histograms=_read_hue_histograms(folder),
+                likeness=ListingLikeness.load(folder / LIKENESS_FILE, whitening.mean.shape[0]),
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise IndexCorruptError(f"{folder}: cannot read index files ({exc})") from None

@@ -24,6 +24,7 @@ from matcher.augment import copy_edit, finish
 from matcher.build import BuildSettings, build_index
 from matcher.cli import app
 from matcher.embed import Embedder
+from matcher.likeness import EDITS_PER_REFERENCE
 from matcher.store import writer_lock
 from matcher.version import IndexVersion, check_files
 from tests.conftest import DEMO, REPO
@@ -129,25 +130,32 @@ def test_approximate_index_kind_through_add_remove_and_reload(index, catalog_c, 
 
 
 def test_add_embeds_only_new_photos_with_stable_ids(index, catalog_c, embedder, tmp_path):
+    """Each new photo is embedded with its EDITS_PER_REFERENCE synthetic listings (the gate's likeness set,
+    which follows the references through add and remove); photos already indexed cost nothing."""
     counting = CountingEmbedder(embedder)
     before = IndexVersion.open(index)
+    per_photo = 1 + EDITS_PER_REFERENCE
     add_to_index(index, catalog_c, embedder=counting)
     v = IndexVersion.open(index)
-    assert counting.described == 3
+    assert counting.described == 3 * per_photo
+    likeness_of = lambda version: sorted(set(version.likeness.sources.tolist()))  # noqa: E731
+    assert likeness_of(v) == likeness_of(before) + [6, 7, 8]
+    assert (v.likeness.sources >= 6).sum() == 3 * EDITS_PER_REFERENCE
+    assert np.array_equal(v.likeness.vectors[v.likeness.sources < 6], before.likeness.vectors)
     assert [r.id for r in v.references if r.brand == C] == [6, 7, 8]
     assert np.array_equal(v.vectors[:6], before.vectors)  # untouched references keep their vectors
 
     # re-adding the same photos: nothing embedded, stored once, same ids
     add_to_index(index, catalog_c, embedder=counting)
     again = IndexVersion.open(index)
-    assert counting.described == 3 and again.references == v.references
+    assert counting.described == 3 * per_photo and again.references == v.references
 
     # replacing brand A: 2 of its photos kept (ids kept), 1 dropped, 1 new photo embedded
     a_ids = {r.path: r.id for r in v.references if r.brand == A}
     replacement = make_catalog(tmp_path / "catalog_a", [A], slice(1, 4))
     add_to_index(index, replacement, embedder=counting)
     replaced = IndexVersion.open(index)
-    assert counting.described == 4
+    assert counting.described == 4 * per_photo
     new_a = {r.path: r.id for r in replaced.references if r.brand == A}
     assert len(new_a) == 3 and min(a_ids.values()) not in new_a.values()
     assert all(new_a[p] == i for p, i in a_ids.items() if p in new_a)
@@ -155,9 +163,10 @@ def test_add_embeds_only_new_photos_with_stable_ids(index, catalog_c, embedder, 
 
     # removed ids are never reused
     remove_from_index(index, C)
+    assert likeness_of(IndexVersion.open(index)) == sorted([*new_a.values(), 3, 4, 5])
     add_to_index(index, catalog_c, embedder=counting)
     assert [r.id for r in IndexVersion.open(index).references if r.brand == C] == [10, 11, 12]
-    assert counting.described == 7
+    assert counting.described == 7 * per_photo
 
 
 def test_photo_of_another_indexed_brand_is_skipped(index, catalog_c, embedder, tmp_path):
@@ -171,7 +180,7 @@ def test_photo_of_another_indexed_brand_is_skipped(index, catalog_c, embedder, t
     assert "\n" not in str(error.value) and counting.described == 0
     shutil.copytree(catalog_c / C, only_dupes / "Copycat", dirs_exist_ok=True)
     published = add_to_index(index, only_dupes, embedder=counting)
-    assert brands_of(index) == {A: 3, B: 3, "Copycat": 3} and counting.described == 3
+    assert brands_of(index) == {A: 3, B: 3, "Copycat": 3} and counting.described == 3 * (1 + EDITS_PER_REFERENCE)
     skipped = json.loads((published / "manifest.json").read_text())["skipped_references"]
     assert [(s["path"], s["status"]) for s in skipped] == [("Copycat/stolen.jpg", "duplicate")]
 
@@ -217,6 +226,7 @@ op, index_dir, catalog_dir, point = sys.argv[1:5]
 from matcher import store
 from matcher.build import BuildSettings, build_index
 from matcher.embed import Embedder
+from matcher.likeness import EDITS_PER_REFERENCE
 from matcher.lifecycle import add_to_index
 
 embedder = Embedder(threads=1)
