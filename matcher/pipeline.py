@@ -87,6 +87,7 @@ class ListingOutcome:
 
 
 REGION_SIZE = 0.5  # window side as a fraction of the image side
+FINISH_THREADS = 2  # listings whose last stages (verification after the region search, colour) run at once
 
 
 def region_boxes(size: tuple[int, int], grid: int = 3) -> list[tuple[int, int, int, int]]:
@@ -328,17 +329,26 @@ def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequenc
             add_verification(version, queries[-1], evidence[i], settings.verify_top, brands,
                              settings.mirror_unless_inliers)
     unsettled = [k for k, i in enumerate(doubtful) if not settled(evidence[i], settings.settled_inliers)]
-    if unsettled and settings.regions:
+    searched = set(unsettled) if settings.regions else set()
+    if searched:
         chosen = [doubtful[k] for k in unsettled]
         add_region_evidence(version, embedder, [images[i] for i in chosen], [evidence[i] for i in chosen],
                             vectors[chosen], grid=settings.region_grid,
                             crops_kept=settings.region_crops_kept,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
-        for k in unsettled if settings.verify else []:  # candidates the regions brought up
-            add_verification(version, queries[k], evidence[doubtful[k]], settings.verify_top, hidden[k],
+
+    def finish(k: int) -> None:
+        """The last stages of the k-th doubtful listing (they only touch its own evidence)."""
+        i = doubtful[k]
+        if k in searched and settings.verify:  # candidates the regions brought up
+            add_verification(version, queries[k], evidence[i], settings.verify_top, hidden[k],
                              settings.mirror_unless_inliers)
-    for i in doubtful if settings.verify and settings.colour else []:
-        add_colour_check(version, images[i], evidence[i])
+        if settings.verify and settings.colour:
+            add_colour_check(version, images[i], evidence[i])
+
+    # on FINISH_THREADS threads: the matrix products of verification and OpenCV's RANSAC release the GIL
+    with ThreadPoolExecutor(max_workers=FINISH_THREADS, thread_name_prefix="matcher-finish") as pool:
+        list(pool.map(finish, range(len(doubtful))))
     return evidence
 
 
