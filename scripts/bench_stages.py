@@ -59,6 +59,7 @@ def main() -> int:
     evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
     timed("gate (windows search)", add_window_similarity, version, evidence, windows)
     timed("gate (model)", passes_gate, version.scorer, evidence)
+    timed("gate (likeness)", version.likeness.of, raw)
     timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors,
           grid=settings.region_grid, crops_kept=settings.region_crops_kept)
     for image, ev in zip(images, evidence):
@@ -74,7 +75,8 @@ def main() -> int:
         print(f"  {name:<24} {1000 * seconds / n:7.1f} ms/listing")
     total = sum(costs.values())
     print(f"  {'total (all stages)':<24} {1000 * total / n:7.1f} ms/listing = {n / total:.1f} listings/s")
-    cheap = sum(costs[k] for k in ("decode", "global CNN", "search", "gate (windows search)", "gate (model)", "score"))
+    cheap = sum(costs[k] for k in ("decode", "global CNN", "search", "gate (windows search)", "gate (model)",
+                                    "gate (likeness)", "score"))
     print(f"  {'cheap path only':<24} {1000 * cheap / n:7.1f} ms/listing = {n / cheap:.1f} listings/s")
     return 0
 
