@@ -1,11 +1,12 @@
 """The matching cascade for a batch of decoded images: embed -> search -> (regions, verify) -> score.
 
 Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
-match something, and they look like the catalog's listings) get the expensive stages: SIFT verification of the top candidates, then, unless a candidate
-verified conclusively (``CascadeSettings.settled_inliers``), a search over image regions and verification of the
-candidates it brings up. The regions are half-size windows on a 2 x 2 grid and a centre crop; only the three whose
-feature-map windows (free with the global descriptor) look most like a reference go through the CNN again. Clear
-non-matches, the bulk of marketplace traffic, stay cheap, and clear copies skip the region search.
+match something, and they look like the catalog's listings) get the expensive stages: SIFT verification of the
+top candidates, then, unless a candidate verified conclusively (``CascadeSettings.settled_inliers``), a search
+over image regions and verification of the candidates it brings up. The regions are half-size windows on a 2 x 2
+grid and a centre crop; only the three whose feature-map windows (free with the global descriptor) look most like
+a reference go through the CNN again. Clear non-matches, the bulk of marketplace traffic, stay cheap, and clear
+copies skip the region search.
 """
 from __future__ import annotations
 

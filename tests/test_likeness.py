@@ -49,7 +49,8 @@ def test_fit_threshold_keeps_the_asked_share_of_worthwhile_listings():
 
 def test_scorer_round_trips_its_likeness_threshold():
     model = LogisticModel(np.zeros(2), np.ones(2), np.array([1.0, -1.0]), 0.5)
-    assert Scorer.from_dict(Scorer(model, model, model, model, likeness_threshold=0.6).to_dict()).likeness_threshold == 0.6
+    restored = Scorer.from_dict(Scorer(model, model, model, model, likeness_threshold=0.6).to_dict())
+    assert restored.likeness_threshold == 0.6
     assert Scorer.from_dict(Scorer(model, model, model, model).to_dict()).likeness_threshold is None
 
 
