@@ -137,7 +137,7 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
         scorer=old.scorer, index=index, thumbnails={i: jpeg for i, jpeg in thumbnails.items() if jpeg},
         hue_histograms={record.id: old.hue_histograms[old.references[row].id] for record, from_old, row in rows
                         if from_old and old.references[row].id in old.hue_histograms},  # kept: not computed again
-        likeness=likeness.plus(new_likeness) if new_likeness is not None and len(old.likeness) else likeness,
+        likeness=likeness if new_likeness is None else likeness.plus(new_likeness),
     )
 
 
