@@ -49,6 +49,8 @@ class BuildSettings:
         whose scans then use ``CascadeSettings(colour=False)`` too
     colour_signs : fit the full brand model with the colour features' signs constrained
         (``evidence.BRAND_FEATURE_SIGNS``); False only for ablations
+    listing_likeness : keep the synthetic listings' descriptors and fit the gate's likeness threshold
+        (``likeness.py``); False only for ablations
     """
 
     whitening_dim: int = 256
@@ -61,6 +63,7 @@ class BuildSettings:
     brand_prototypes: bool = True
     colour_check: bool = True
     colour_signs: bool = True
+    listing_likeness: bool = True
     seed: int = 1234
     keep_versions: int = 3
 
@@ -138,14 +141,15 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
         shared_keypoints=find_shared_keypoints(vectors, brands, local, neighbours=settings.shared_neighbours),
         scorer=None,  # fitted below, from evidence that never reads it (force_full skips the gate)
         index=index, thumbnails={r.id: thumbnail_jpeg(im) for r, im in zip(references, images)},
-        likeness=catalog_likeness(listings, listing_raw),
+        likeness=catalog_likeness(listings, listing_raw) if settings.listing_likeness else None,
     )
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(version, embedder, [s.image for s in listings], calibration_cascade(settings),
                                 exclude=[set(s.exclude) for s in listings])
-    hidden = [source_references(s) for s in listings]
-    for ev, likeness in zip(evidence, version.likeness.leaving_out(listing_raw, hidden)):
-        ev.likeness = float(likeness)
+    if len(version.likeness):  # each listing's likeness without the listings made from its own references
+        hidden = [source_references(s) for s in listings]
+        for ev, likeness in zip(evidence, version.likeness.leaving_out(listing_raw, hidden)):
+            ev.likeness = float(likeness)
     rows = training_rows(evidence, listings, sister_weight=settings.sister_weight)
     version.scorer, calibration = fit_scorer(rows, colour_signs=settings.colour_signs)
     version.scorer, gate_summary = add_gate(version.scorer, evidence, listings)

@@ -308,8 +308,11 @@ def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequenc
     evidence = global_evidence(version, vectors, k=settings.candidates, exclude=exclude,
                                prototypes=settings.prototypes)
     add_window_similarity(version, evidence, windows, exclude=exclude)
-    for ev, image, likeness in zip(evidence, images, version.likeness.of(raw)):
-        ev.image_size, ev.likeness = image.size, float(likeness)
+    for ev, image in zip(evidence, images):
+        ev.image_size = image.size
+    if len(version.likeness):
+        for ev, likeness in zip(evidence, version.likeness.of(raw)):
+            ev.likeness = float(likeness)
     if settings.force_full:
         doubtful = list(range(len(images)))
     else:

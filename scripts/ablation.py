@@ -10,7 +10,8 @@ scorer only); without distinctive inliers (no keypoints marked as shared between
 prototypes (index calibrated and queries scored without them); without the colour check; without whitening (index
 rebuilt on raw GeM descriptors); with the calibration's sister listings counted once instead of
 ``calibrate.SISTER_WEIGHT`` times; with the full brand model's colour weights fitted freely (any sign) instead of
-under ``evidence.BRAND_FEATURE_SIGNS``. Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
+under ``evidence.BRAND_FEATURE_SIGNS``; without the listing likeness (``likeness.py``: no listing is dismissed).
+Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
 metrics and the scan speed.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ VARIANTS = [
     ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
     ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
     ("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
+    ("no listing likeness", "unlike", BuildSettings(listing_likeness=False), CascadeSettings()),
 ]
 
 
