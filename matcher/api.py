@@ -47,6 +47,9 @@ class MatchResult:
     verdict : ``copy``, ``same_product`` or ``no_match``
     brand, reference, score : the best match (None / 0.0 when there is none or the image failed)
     matches : candidate brands, best first
+    checks : how far the cascade went (``pipeline.py``): ``full`` (SIFT verification, and region search unless a
+        candidate verified conclusively), ``global`` (stopped by the gate after the cheap global stage),
+        ``dismissed`` (unlike any listing of the catalog: ``likeness.py``), or "" when the image failed
     """
 
     status: str
@@ -56,6 +59,7 @@ class MatchResult:
     reference: str | None = None
     score: float = 0.0
     matches: tuple[Match, ...] = ()
+    checks: str = ""
 
     @property
     def ok(self) -> bool:
@@ -69,11 +73,13 @@ class MatchResult:
     def from_outcome(cls, outcome: ListingOutcome) -> "MatchResult":
         matches = tuple(Match(b.brand, b.reference, round(b.score, 6), round(b.copy_score, 6),
                               round(b.similarity, 6), b.inliers, b.keypoints) for b in outcome.brands)
+        ev = outcome.evidence
+        checks = "full" if ev.verified else "dismissed" if ev.dismissed else "global"
         if not matches:
-            return cls(status="ok")
+            return cls(status="ok", checks=checks)
         best = matches[0]
         return cls(status="ok", verdict=outcome.verdict, brand=best.brand, reference=best.reference,
-                   score=best.score, matches=matches)
+                   score=best.score, matches=matches, checks=checks)
 
 
 def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: int | None = None) -> Embedder:

@@ -37,6 +37,7 @@ class ScanSummary:
     seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
+    checks: Counter = field(default_factory=Counter)  # MatchResult.checks of the readable listings
     top: list[dict] = field(default_factory=list)
     kept: int | None = None  # rows left in the results file after --min-suspicion (None: not ranked)
 
@@ -50,8 +51,11 @@ class ScanSummary:
         resumed = f" ({self.skipped} already done)" if self.skipped else ""
         dropped = self.total + self.skipped - self.kept if self.kept is not None else 0
         filtered = f"; {dropped} below --min-suspicion left out" if dropped > 0 else ""
+        checked = sum(self.checks.values())
+        stages = (f"; checked in full {self.checks['full']}, dismissed {self.checks['dismissed']}, "
+                  f"global stage only {self.checks['global']}" if checked else "")
         return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
-                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{filtered}")
+                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{stages}{filtered}")
 
 
 def result_row(listing: Listing, result: MatchResult, top_k: int, typical_prices: dict[str, float]) -> dict:
@@ -148,6 +152,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
                 summary.statuses[result.status] += 1
                 if result.ok:
                     summary.verdicts[result.verdict] += 1
+                    summary.checks[result.checks] += 1
                     summary.top.append(row)
             summary.top = sorted(summary.top, key=lambda r: (-r["suspicion"], r["position"]))[:keep_top]
             while len(memo) > 10_000:

@@ -30,6 +30,16 @@ def test_one_row_per_listing_with_manifest_fields(demo_rows):
     assert all(r["listing_id"].startswith("MP-") and "title" in r and "price" in r for r in rows)
 
 
+def test_the_summary_says_how_far_the_cascade_went(demo_rows, demo_truth):
+    """Every readable listing is counted once by how far the cascade took it; every copy and product photo is
+    checked in full (SIFT, regions), and the line a scan prints says so."""
+    summary, rows = demo_rows
+    assert sum(summary.checks.values()) == summary.statuses["ok"] == len(rows) - 1
+    products = sum(demo_truth[r["listing"]]["kind"] in ("copy", "same_product") for r in rows)
+    assert summary.checks["full"] >= products
+    assert f"checked in full {summary.checks['full']}" in summary.line()
+
+
 def test_bad_listing_is_a_row_with_its_reason(demo_rows):
     _, rows = demo_rows
     broken = [r for r in rows if r["listing"].endswith("broken.jpg")]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from matcher.api import MatchResult
 from matcher.embed import l2_normalise
 from matcher.likeness import LIKENESS_FILE, ListingLikeness, fit_threshold
 from matcher.score import LogisticModel, Scorer
@@ -100,3 +101,4 @@ def test_a_listing_unlike_the_catalog_is_dismissed_without_the_expensive_stages(
     finally:
         version.scorer = built
     assert outcome.verdict == "no_match" and outcome.brands[0].score < built.threshold
+    assert MatchResult.from_outcome(outcome).checks == "dismissed"
