@@ -166,8 +166,8 @@ def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> 
     worth = np.asarray(worth, bool)
     features = gate_features(scorer, evidence)
     model, threshold = fit_gate(features, worth)
-    likeness = np.asarray([-1.0 if ev.likeness is None else ev.likeness for ev in evidence])
-    likeness_threshold = fit_threshold(likeness, worth) if all(ev.likeness is not None for ev in evidence) else None
+    measured = [ev.likeness for ev in evidence]
+    likeness_threshold = None if None in measured else fit_threshold(np.asarray(measured), worth)
     scorer = replace(scorer, gate=model, gate_threshold=threshold, likeness_threshold=likeness_threshold)
     passed = passes_gate(scorer, evidence) & alike(scorer, evidence)
     summary = {"gate_threshold": threshold, "gate_recall": GATE_RECALL, "gate_positives": int(worth.sum()),

@@ -63,7 +63,7 @@ def alike(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
     has no likeness threshold or a listing's likeness was not measured."""
     threshold = scorer.likeness_threshold
     return np.asarray([threshold is None or ev.likeness is None or ev.likeness >= threshold for ev in evidence],
-                      bool).reshape(len(evidence))
+                      bool)
 
 
 def fit_gate(features: np.ndarray, worth_verifying: np.ndarray, *,

@@ -51,9 +51,8 @@ class ScanSummary:
         resumed = f" ({self.skipped} already done)" if self.skipped else ""
         dropped = self.total + self.skipped - self.kept if self.kept is not None else 0
         filtered = f"; {dropped} below --min-suspicion left out" if dropped > 0 else ""
-        checked = sum(self.checks.values())
         stages = (f"; checked in full {self.checks['full']}, dismissed {self.checks['dismissed']}, "
-                  f"global stage only {self.checks['global']}" if checked else "")
+                  f"global stage only {self.checks['global']}" if self.checks else "")
         return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
                 f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{stages}{filtered}")
 
