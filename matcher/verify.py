@@ -2,7 +2,7 @@
 
 The CNN + FAISS search proposes a few reference photos for a listing image; this
 module confirms or rejects each one: SIFT keypoints on a grey copy resized to
-``long_side`` pixels, RootSIFT descriptors, Lowe's ratio test, then a RANSAC
+``long_side`` pixels, RootSIFT descriptors, Lowe's ratio test (``matching.py``), then a RANSAC
 homography. The matches that agree with it (the *inliers*) are the evidence: an
 edited copy (crop, rotation, perspective, text, JPEG, blur, ...) keeps many, an
 unrelated photo few.
@@ -35,6 +35,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 from PIL import Image
+
+from .matching import Descriptors, prepare, ratio_matches
 
 DESCRIPTOR_SCALE = 512.0
 """RootSIFT values lie in [0, 1] and rarely exceed 0.35; ``uint8 = round(512 * value)``."""
@@ -211,26 +213,26 @@ def verify_against(
         with at least this many inliers (it is not a mirrored copy; the mirror would only cost time); 0: never
         skip it
     """
-    plain = _unit_rows(query.descriptors)
-    reference_units = [_unit_rows(r.descriptors) for r in references]
-    results = [_verify_one(query, plain, r, units, ratio, ransac_px)
-               for r, units in zip(references, reference_units)]
+    plain = prepare(query.descriptors)
+    prepared = [prepare(r.descriptors) for r in references]
+    results = [_verify_one(query, plain, r, descriptors, ratio, ransac_px)
+               for r, descriptors in zip(references, prepared)]
     strong = mirror_unless > 0 and any(v.inliers >= mirror_unless for v in results)
     if query_mirrored is None or strong:
         return results
-    mirrored = _unit_rows(query_mirrored.descriptors)
-    for k, (reference, units) in enumerate(zip(references, reference_units)):
-        found = _verify_one(query_mirrored, mirrored, reference, units, ratio, ransac_px)
+    mirrored = prepare(query_mirrored.descriptors)
+    for k, (reference, descriptors) in enumerate(zip(references, prepared)):
+        found = _verify_one(query_mirrored, mirrored, reference, descriptors, ratio, ransac_px)
         if found.inliers > results[k].inliers:  # ties keep the plain one
             results[k] = found
     return results
 
 
 def _verify_one(
-    query: LocalFeatures, query_units: np.ndarray, reference: LocalFeatures, reference_units: np.ndarray,
-    ratio: float, ransac_px: float,
+    query: LocalFeatures, query_descriptors: Descriptors, reference: LocalFeatures,
+    reference_descriptors: Descriptors, ratio: float, ransac_px: float,
 ) -> Verification:
-    query_idx, ref_idx = _ratio_matches(query_units, reference_units, ratio)
+    query_idx, ref_idx = ratio_matches(query_descriptors, reference_descriptors, ratio)
     nothing = Verification(
         0, len(query_idx), query.mirrored, _empty(2, np.float32), _empty(2, np.float32)
     )
@@ -258,44 +260,6 @@ def _verify_one(
         reference_points=reference.points[ref_idx[keep]],
         reference_index=ref_idx[keep],
     )
-
-
-def _ratio_matches(
-    query: np.ndarray, reference: np.ndarray, ratio: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lowe ratio-test matches between (n, 128) and (m, 128) descriptors of unit length (``_unit_rows``).
-
-    Returns (k,) int64 query indices and (k,) int64 reference indices; each
-    reference point is used at most once.
-    """
-    empty = np.zeros(0, np.int64)
-    if len(query) == 0 or len(reference) < 2:
-        return empty, empty
-    # For unit vectors, squared distance = 2 - 2 * cosine similarity; one dense
-    # matrix product is several times faster than cv2.BFMatcher at these sizes.
-    similarity = query @ reference.T
-    rows = np.arange(len(query))
-    nearest = similarity.argmax(axis=1)
-    best = similarity[rows, nearest]
-    similarity[rows, nearest] = -np.inf
-    second = similarity.max(axis=1)
-    best_dist = np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
-    second_dist = np.sqrt(np.maximum(2.0 - 2.0 * second, 0.0))
-    good = np.flatnonzero(best_dist < ratio * second_dist)
-
-    # Several query points may pick the same reference point (repeated texture,
-    # duplicate keypoints): keep only the closest, so each point counts once.
-    order = good[np.argsort(-best[good], kind="stable")]
-    _, first = np.unique(nearest[order], return_index=True)
-    query_idx = np.sort(order[first])
-    return query_idx.astype(np.int64), nearest[query_idx].astype(np.int64)
-
-
-def _unit_rows(descriptors: np.ndarray) -> np.ndarray:
-    """(n, 128) uint8 -> (n, 128) float32 rows of unit length."""
-    rows = descriptors.astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True) + 1e-7
-    return rows
 
 
 def _working_frame(features: LocalFeatures) -> np.ndarray:
