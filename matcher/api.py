@@ -88,7 +88,9 @@ def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: in
     fingerprint = manifest.get("fingerprint", {})
     config = DescriptorConfig.from_dict(fingerprint.get("descriptor", DescriptorConfig().as_dict()))
     runtime = "int8" if fingerprint.get("runtime") == INT8_FAMILY and device == "cpu" else "auto"
-    return Embedder(config, device=device, threads=threads, runtime=runtime)
+    # region crops as the index's scorer saw them (indexes from before 2026-12-01 record none: the same runner)
+    regions = "int8" if fingerprint.get("region_runtime") == INT8_FAMILY and device == "cpu" else "same"
+    return Embedder(config, device=device, threads=threads, runtime=runtime, region_runtime=regions)
 
 
 class Matcher:

@@ -19,10 +19,10 @@ from .writers import read_results
 
 def run_benchmark(bench_dir: str | Path, work_dir: str | Path, *, top_k: int = 10, rebuild: bool = True,
                   settings: CascadeSettings = CascadeSettings(), build_settings: BuildSettings = BuildSettings(),
-                  progress=print, runtime: str = "auto") -> dict:
+                  progress=print, runtime: str = "auto", region_runtime: str = "auto") -> dict:
     """Build (or reuse) ``work_dir/index``, scan the queries into ``work_dir/results.jsonl``, return the metrics.
 
-    runtime : the CNN runtime of a (re)built index (``"int8"`` or the default); the scan uses the index's.
+    runtime, region_runtime : the CNN runtimes of a (re)built index (``Embedder``); the scan uses the index's.
     Also writes ``work_dir/scores.csv`` (listing,brand,reference,score) for external evaluators.
     """
     bench_dir, work_dir = Path(bench_dir), Path(work_dir)
@@ -31,8 +31,8 @@ def run_benchmark(bench_dir: str | Path, work_dir: str | Path, *, top_k: int = 1
         raise CatalogError(f"{bench_dir}: no queries/ folder")
     index_dir = work_dir / "index"
     if rebuild or not (index_dir / "CURRENT").exists():
-        build_index(bench_dir / "references", index_dir, embedder=Embedder(runtime=runtime), settings=build_settings,
-                    progress=progress)
+        embedder = Embedder(runtime=runtime, region_runtime=region_runtime)
+        build_index(bench_dir / "references", index_dir, embedder=embedder, settings=build_settings, progress=progress)
     matcher = Matcher.open(index_dir, settings=settings)
     results = work_dir / "results.jsonl"
     summary = scan(bench_dir / "queries", matcher, results, top_k=top_k)

@@ -175,7 +175,7 @@ def add_region_evidence(version: IndexVersion, embedder: Embedder, images: Seque
     if not crops:
         return
     per_image = len(crops) // len(images)
-    vectors = version.whitening.apply(embedder.describe(crops))
+    vectors = version.whitening.apply(embedder.describe_regions(crops))
     hits = _visible_neighbours(version, vectors, per_region, exclude, per_image)
     vectors = vectors.reshape(len(images), per_image, -1)
     for i, (ev, regions) in enumerate(zip(evidence, vectors)):

@@ -10,7 +10,8 @@ scorer only); without distinctive inliers (no keypoints marked as shared between
 prototypes (index calibrated and queries scored without them); without the colour check; without whitening (index
 rebuilt on raw GeM descriptors); with the calibration's sister listings counted once instead of
 ``calibrate.SISTER_WEIGHT`` times; with the full brand model's colour weights fitted freely (any sign) instead of
-under ``evidence.BRAND_FEATURE_SIGNS``; without the listing likeness (``likeness.py``: no listing is dismissed).
+under ``evidence.BRAND_FEATURE_SIGNS``; without the listing likeness (``likeness.py``: no listing is dismissed);
+with the region crops embedded by the fp32 CNN instead of its int8 graph (``Embedder.region_runtime``).
 Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
 metrics and the scan speed.
 """
@@ -42,7 +43,9 @@ VARIANTS = [
     ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
     ("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
     ("no listing likeness", "unlike", BuildSettings(listing_likeness=False), CascadeSettings()),
+    ("fp32 region crops", "fp32crops", BuildSettings(), CascadeSettings()),
 ]
+REGION_RUNTIMES = {"fp32 region crops": "same"}  # Embedder(region_runtime=...) of a variant; others: "auto"
 
 
 def main() -> int:
@@ -55,7 +58,8 @@ def main() -> int:
     for name, index_name, build, cascade in VARIANTS:
         work = args.work_dir / index_name
         metrics = run_benchmark(args.bench_dir, work, rebuild=index_name not in built, settings=cascade,
-                                build_settings=build, progress=lambda m: print(f"  [{name}] {m}", file=sys.stderr))
+                                build_settings=build, region_runtime=REGION_RUNTIMES.get(name, "auto"),
+                                progress=lambda m: print(f"  [{name}] {m}", file=sys.stderr))
         built.add(index_name)
         table.append((name, metrics))
         print(json.dumps({"variant": name, **{k: metrics[k] for k in KEYS}}), flush=True)

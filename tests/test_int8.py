@@ -39,3 +39,28 @@ def test_an_int8_index_is_scanned_with_int8_and_refuses_fp32(small_catalog, tmp_
     with pytest.raises(IndexMismatchError, match="runtime"):
         IndexVersion.open(out, Embedder().fingerprint())
     assert np.isfinite(result.score)
+
+
+def test_region_crops_run_int8_by_default_and_as_the_index_recorded(demo_index, demo_matcher, small_catalog, tmp_path):
+    default = Embedder()
+    assert default.fingerprint()["region_runtime"] == INT8_FAMILY  # fp32 CNN, int8 region crops
+    assert default.region_runner is not default.runner
+    # the index records it, and a matcher opened on it embeds crops the same way
+    assert IndexVersion.open(demo_index).manifest["fingerprint"]["region_runtime"] == INT8_FAMILY
+    assert demo_matcher.embedder.region_runner.family == INT8_FAMILY
+    # an index built with fp32 crops (or before they existed) keeps them fp32 when scanned
+    out = tmp_path / "index"
+    build_index(small_catalog, out, embedder=Embedder(region_runtime="same"),
+                settings=BuildSettings(copies_per_reference=1, background_listings=10))
+    matcher = Matcher.open(out)
+    assert matcher.embedder.region_runner is matcher.embedder.runner
+    assert IndexVersion.open(out).manifest["fingerprint"]["region_runtime"] == "fp32"
+
+
+def test_int8_region_crops_describe_like_fp32(photos):
+    embedder = Embedder()
+    crops = [p.crop((0, 0, p.width // 2, p.height // 2)) for p in photos[:8]]
+    cosine = (embedder.describe(crops) * embedder.describe_regions(crops)).sum(axis=1)
+    assert cosine.min() > 0.92 and cosine.mean() > 0.96
+    with pytest.raises(ValueError, match="region runtime"):
+        Embedder(region_runtime="fp16")
