@@ -6,7 +6,7 @@ index's whitening (``whiten.py``) before search.
 
 The CNN runs on one of two runtimes that give the same numbers (cosine >= 0.999): ONNX Runtime on the CPU
 (default, ~5-10x faster than eager PyTorch here; see ``runtime.py``), or PyTorch (``device="cuda"`` or
-``runtime="torch"``).
+``runtime="torch"``). The cascade's region crops (``describe_regions``) go through the int8 graph on the CPU.
 """
 from __future__ import annotations
 
