@@ -11,9 +11,10 @@ AVX-512 speed, some 25 pairs per listing in doubt). Here the matrix is only used
 3. the cosines of those few pairs are recomputed exactly from the full 8-bit descriptors (integer dot products,
    exact in float32, over the two norms), and the ratio test runs on them.
 
-The halving moves a cosine by ~0.001 (at most ~0.02), far less than the gap between a keypoint's 2nd and 4th best
-match, so the exact best two are among the ``RANKED`` and the matches are the fp32 matrix's (one ratio-test
-decision in 12,000 differed on devbench copies, a float tie). Cost: ~1/3 of the fp32 matrix's.
+The halving moves a cosine by 0.004 on average (0.014 at most over devbench queries against random references).
+That can reorder near-ties among a keypoint's runners-up, but the ratio test only accepts a keypoint whose best
+match stands clear of the rest, and there the exact best two are among the ``RANKED``: on 600 devbench pairs the
+accepted matches were the fp32 matrix's but for 2 of 4,251. Cost: 0.80 against 1.32 ms per pair on one core.
 """
 from __future__ import annotations
 
