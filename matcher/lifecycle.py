@@ -80,6 +80,12 @@ def _next_id(old: IndexVersion) -> int:
     return max(recorded, 1 + max((r.id for r in old.references), default=-1))
 
 
+def _region_runtime(manifest: dict) -> str:
+    """The runtime family of the region crops an index's scorer was fitted on (before they had their own: the CNN's)."""
+    fingerprint = manifest.get("fingerprint", {})
+    return fingerprint.get("region_runtime", fingerprint.get("runtime"))
+
+
 def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint: dict, entry: dict,
              skipped: list[dict], next_id: int, keep: int | None, typical_prices: dict[str, float]) -> Path:
     """Write ``new`` into a temporary folder and publish it, unless CURRENT moved since ``old`` was opened."""
@@ -168,8 +174,9 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
     index_dir, catalog_dir = Path(index_dir), Path(catalog_dir)
     with store.writer_lock(index_dir):
         embedder = embedder or load_embedder_for(index_dir)
-        fingerprint = embedder.fingerprint()
-        old = IndexVersion.open(index_dir, fingerprint)
+        old = IndexVersion.open(index_dir, embedder.fingerprint())
+        # the scorer is carried over, and with it the runtime of the region crops it was fitted on
+        fingerprint = {**embedder.fingerprint(), "region_runtime": _region_runtime(old.manifest)}
         items = scan_catalog(catalog_dir)
         brands = sorted({item.brand for item in items})
         prices = {b: p for b, p in old.manifest.get("typical_prices", {}).items() if b not in brands}

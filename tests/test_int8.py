@@ -1,12 +1,15 @@
 """The int8 runtime: a statically quantised CNN, its own runtime family, picked from the index's manifest."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from matcher import IndexMismatchError, Matcher
 from matcher.build import BuildSettings, build_index
+from matcher.lifecycle import add_to_index
 from matcher.embed import Embedder
 from matcher.runtime import INT8_FAMILY
 from matcher.version import IndexVersion
@@ -55,6 +58,13 @@ def test_region_crops_run_int8_by_default_and_as_the_index_recorded(demo_index, 
     matcher = Matcher.open(out)
     assert matcher.embedder.region_runner is matcher.embedder.runner
     assert IndexVersion.open(out).manifest["fingerprint"]["region_runtime"] == "fp32"
+    # adding a brand keeps the scorer, so the crops stay as it saw them, whatever embedder embeds the new photos
+    extra = tmp_path / "extra" / "New-Brand"
+    extra.mkdir(parents=True)
+    shutil.copy(sorted((DEMO / "catalog").glob("*/*.jpg"))[-1], extra / "photo.jpg")
+    add_to_index(out, extra.parent, embedder=default)
+    assert IndexVersion.open(out).manifest["fingerprint"]["region_runtime"] == "fp32"
+    assert Matcher.open(out).embedder.region_runner.family == "fp32"
 
 
 def test_int8_region_crops_describe_like_fp32(photos):
