@@ -20,7 +20,7 @@ from .images import load_image
 from .pipeline import CascadeSettings, ListingOutcome, run_cascade
 from .runtime import INT8_FAMILY
 from .score import VERDICT_NO_MATCH
-from .version import IndexVersion, published_manifest
+from .version import IndexVersion, published_manifest, region_runtime_of
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -88,8 +88,8 @@ def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: in
     fingerprint = manifest.get("fingerprint", {})
     config = DescriptorConfig.from_dict(fingerprint.get("descriptor", DescriptorConfig().as_dict()))
     runtime = "int8" if fingerprint.get("runtime") == INT8_FAMILY and device == "cpu" else "auto"
-    # region crops as the index's scorer saw them (indexes from before 2026-12-01 record none: the same runner)
-    regions = "int8" if fingerprint.get("region_runtime") == INT8_FAMILY and device == "cpu" else "same"
+    # region crops as the index's scorer saw them
+    regions = "int8" if region_runtime_of(fingerprint) == INT8_FAMILY and device == "cpu" else "same"
     return Embedder(config, device=device, threads=threads, runtime=runtime, region_runtime=regions)
 
 

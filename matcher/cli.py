@@ -67,7 +67,7 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Brands, counts, model, version, size and operating threshold of an index."""
     from . import store
-    from .version import published_manifest
+    from .version import published_manifest, region_runtime_of
 
     folder, manifest = published_manifest(index_dir)
     if as_json:
@@ -78,7 +78,7 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
     typer.echo(f"index:      {Path(index_dir).resolve()}")
     typer.echo(f"version:    {folder.name} (of {len(store.list_versions(index_dir))} kept), created {manifest.get('created')}")
     typer.echo(f"model:      {fp.get('backbone_timm')} weights {str(fp.get('weights_sha256'))[:12]} runtime {fp.get('runtime')}"
-               f", region crops {fp.get('region_runtime', fp.get('runtime'))}")
+               f", region crops {region_runtime_of(fp)}")
     typer.echo(f"descriptor: {json.dumps(fp.get('descriptor'))} -> whitened {manifest.get('dim')}-d, {manifest.get('metric')}")
     typer.echo(f"index type: {manifest.get('index_type')}, {size / 1e6:.1f} MB on disk")
     typer.echo(f"threshold:  {manifest.get('operating_threshold')} (brand score for a copy/same_product verdict)")

@@ -143,12 +143,9 @@ class Embedder:
         model, self.weights_sha256 = load_backbone(self.spec)
         self.runner: FeatureRunner = make_runner(model, self.spec, self.weights_sha256, runtime=runtime,
                                                  device=device, threads=threads)
-        fp32_onnx = self.runner.name == "onnxruntime"
-        if region_runtime == "int8" or (region_runtime == "auto" and fp32_onnx):
-            self.region_runner = (self.runner if self.runner.family == INT8_FAMILY else
-                                  make_runner(model, self.spec, self.weights_sha256, runtime="int8", threads=threads))
-        else:
-            self.region_runner = self.runner
+        int8_crops = region_runtime == "int8" or (region_runtime == "auto" and self.runner.name == "onnxruntime")
+        self.region_runner = (make_runner(model, self.spec, self.weights_sha256, runtime="int8", threads=threads)
+                              if int8_crops and self.runner.family != INT8_FAMILY else self.runner)
         self.batch_size = batch_size
 
     @property

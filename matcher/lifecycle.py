@@ -46,7 +46,7 @@ from .likeness import ListingLikeness, edited_examples
 from .store import ReferenceRecord
 from .shared import NEIGHBOURS, find_shared_keypoints
 from .verify import extract_local_features
-from .version import IndexVersion, describe_manifest, published_manifest, read_manifest
+from .version import IndexVersion, describe_manifest, published_manifest, read_manifest, region_runtime_of
 
 log = logging.getLogger(__name__)
 DEFAULT_KEEP = 3
@@ -78,12 +78,6 @@ def _skipped_outside(manifest: dict, brands) -> list[dict]:
 def _next_id(old: IndexVersion) -> int:
     recorded = int(old.manifest.get("next_id", 0))
     return max(recorded, 1 + max((r.id for r in old.references), default=-1))
-
-
-def _region_runtime(manifest: dict) -> str:
-    """The runtime family of the region crops an index's scorer was fitted on (before they had their own: the CNN's)."""
-    fingerprint = manifest.get("fingerprint", {})
-    return fingerprint.get("region_runtime", fingerprint.get("runtime"))
 
 
 def _publish(index_dir: Path, old: IndexVersion, new: IndexVersion, fingerprint: dict, entry: dict,
@@ -174,9 +168,10 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder=Non
     index_dir, catalog_dir = Path(index_dir), Path(catalog_dir)
     with store.writer_lock(index_dir):
         embedder = embedder or load_embedder_for(index_dir)
-        old = IndexVersion.open(index_dir, embedder.fingerprint())
+        fingerprint = embedder.fingerprint()
+        old = IndexVersion.open(index_dir, fingerprint)
         # the scorer is carried over, and with it the runtime of the region crops it was fitted on
-        fingerprint = {**embedder.fingerprint(), "region_runtime": _region_runtime(old.manifest)}
+        fingerprint["region_runtime"] = region_runtime_of(old.manifest.get("fingerprint", {}))
         items = scan_catalog(catalog_dir)
         brands = sorted({item.brand for item in items})
         prices = {b: p for b, p in old.manifest.get("typical_prices", {}).items() if b not in brands}

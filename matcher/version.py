@@ -236,6 +236,12 @@ def check_compatible(manifest: dict, fingerprint: dict, index_dir: Path) -> None
             )
 
 
+def region_runtime_of(fingerprint: dict) -> str | None:
+    """The runtime family that embedded an index's region crops, from its manifest's ``fingerprint`` (indexes
+    saved before the crops had their own record embedded them with the CNN's runtime)."""
+    return fingerprint.get("region_runtime", fingerprint.get("runtime"))
+
+
 def _short(value) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= 80 else text[:77] + "..."
