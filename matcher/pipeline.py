@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram, thumbnail_pixels
+from .colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram
 from .embed import Embedder
 from .evidence import NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
 from .gate import alike, passes_gate
@@ -229,14 +229,15 @@ def add_colour_check(version: IndexVersion, image: Image.Image, ev: ListingEvide
     listing_hues = hue_histogram(listing_pixels)
     for c, hues in zip(ev.candidates, version.reference_hues([c.ref_id for c in ev.candidates])):
         c.hue_agreement = hue_agreement(listing_hues, hues)
-    todo = [c for c in ev.candidates if c.inliers >= MIN_INLIERS and c.colour_distance is None]
-    thumbnails = version.load_thumbnails() if todo else {}
-    for c in todo:
-        if c.ref_id not in thumbnails:  # an index version saved without thumbnails
+    for c in ev.candidates:
+        if c.inliers < MIN_INLIERS or c.colour_distance is not None:
+            continue
+        reference_pixels = version.reference_pixels(c.ref_id)
+        if reference_pixels is None:  # an index version saved without thumbnails
             continue
         found = ev.verification[c.ref_id]
         c.colour_distance = colour_distance(
-            listing_pixels, image.size, thumbnail_pixels(thumbnails[c.ref_id]),
+            listing_pixels, image.size, reference_pixels,
             version.local_features[version.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
 
 

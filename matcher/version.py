@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import platform
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +31,7 @@ from .whiten import Whitening
 THUMBNAILS = "thumbnails.npz"
 HUE_HISTOGRAMS = "hue_histograms.npz"  # the thumbnails' hue histograms, so that a scan need not compute them
 FINGERPRINT_KEYS = ("descriptor", "backbone_timm", "weights_sha256", "preprocessing", "runtime")
+COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps decoded (~58 KB each)
 
 
 @dataclass
@@ -48,6 +51,8 @@ class IndexVersion:
         photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
     likeness : raw descriptors of the synthetic listings made from the references (``likeness.py``), for the gate;
         empty for an index saved before them
+    colour_cache : reference id -> decoded thumbnail pixels, the COLOUR_CACHE most recently used
+        (``reference_pixels``)
     """
 
     manifest: dict
@@ -66,10 +71,13 @@ class IndexVersion:
     likeness: ListingLikeness | None = None
     row_of_id: dict[int, int] = field(init=False)
     prototypes: BrandPrototypes = field(init=False)
+    colour_cache: OrderedDict = field(init=False, repr=False)
+    _colour_lock: threading.Lock = field(init=False, repr=False)
 
     def __post_init__(self):
         self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
         self.prototypes = BrandPrototypes.of(self.vectors, [r.brand for r in self.references])
+        self.colour_cache, self._colour_lock = OrderedDict(), threading.Lock()
         if self.likeness is None:
             self.likeness = ListingLikeness.empty(self.raw_descriptors.shape[1])
 
@@ -111,13 +119,28 @@ class IndexVersion:
             self.thumbnails = _read_thumbnails(self.folder)
         return self.thumbnails
 
+    def reference_pixels(self, ref_id: int) -> np.ndarray | None:
+        """The reference's thumbnail as ``colour.thumbnail_pixels`` (uint8 (h, w, 3)), decoded once while it stays
+        among the COLOUR_CACHE most recently used; None without a thumbnail. Safe from several threads."""
+        with self._colour_lock:
+            if ref_id in self.colour_cache:
+                self.colour_cache.move_to_end(ref_id)
+                return self.colour_cache[ref_id]
+        jpeg = self.load_thumbnails().get(ref_id)
+        pixels = thumbnail_pixels(jpeg) if jpeg else None
+        with self._colour_lock:
+            self.colour_cache[ref_id] = pixels
+            while len(self.colour_cache) > COLOUR_CACHE:
+                self.colour_cache.popitem(last=False)
+        return pixels
+
     def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
         """Hue histograms (``colour.hue_histogram``) of references' thumbnails, as stored or else computed once
         per reference; None for a grey photo or a reference without a thumbnail."""
         for ref_id in ref_ids:
             if ref_id not in self.hue_histograms:  # only then are the thumbnails needed
-                jpeg = self.load_thumbnails().get(ref_id)
-                self.hue_histograms[ref_id] = hue_histogram(thumbnail_pixels(jpeg)) if jpeg else None
+                pixels = self.reference_pixels(ref_id)
+                self.hue_histograms[ref_id] = None if pixels is None else hue_histogram(pixels)
         return [self.hue_histograms[ref_id] for ref_id in ref_ids]
 
     # ---------------------------------------------------------------- reading
