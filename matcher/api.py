@@ -18,7 +18,7 @@ from .embed import DescriptorConfig, Embedder
 from .errors import ImageError
 from .images import load_image
 from .pipeline import CascadeSettings, ListingOutcome, run_cascade
-from .runtime import INT8_FAMILY
+from .runtime import INT8_FAMILY, RUNTIME_FAMILY, runtime_for
 from .score import VERDICT_NO_MATCH
 from .version import IndexVersion, published_manifest, region_runtime_of
 
@@ -83,11 +83,12 @@ class MatchResult:
 
 
 def load_embedder_for(index_dir: str | Path, *, device: str = "cpu", threads: int | None = None) -> Embedder:
-    """An embedder configured as the index's manifest says (backbone, input sizes, pooling, int8 or fp32)."""
+    """An embedder configured as the index's manifest says (backbone, input sizes, pooling, runtime family of the
+    CNN and of the region crops)."""
     _, manifest = published_manifest(index_dir)
     fingerprint = manifest.get("fingerprint", {})
     config = DescriptorConfig.from_dict(fingerprint.get("descriptor", DescriptorConfig().as_dict()))
-    runtime = "int8" if fingerprint.get("runtime") == INT8_FAMILY and device == "cpu" else "auto"
+    runtime = runtime_for(fingerprint.get("runtime", RUNTIME_FAMILY), device)
     # region crops as the index's scorer saw them
     regions = "int8" if region_runtime_of(fingerprint) == INT8_FAMILY and device == "cpu" else "same"
     return Embedder(config, device=device, threads=threads, runtime=runtime, region_runtime=regions)

@@ -45,18 +45,28 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+RUNTIMES = ("auto", "onnx", "bf16", "int8", "torch")
+RUNTIME_HELP = ("auto (OpenVINO bf16 on a CPU with bf16 instructions, else ONNX Runtime fp32), onnx (fp32), bf16, "
+                "int8 (ONNX Runtime, statically quantised) or torch (fp32). Scans of the index use its runtime.")
+
+
+def _runtime(name: str) -> str:
+    if name not in RUNTIMES:
+        raise typer.BadParameter(f"unknown runtime {name!r}; use one of {', '.join(RUNTIMES)}", param_hint="--runtime")
+    return name
+
+
 @index_app.command("build")
 @domain_errors
 def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/<image> reference photos."),
                 out: Path = typer.Option(..., "--out", "-o", help="Index folder to create or publish a new version in."),
                 threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
-                int8: bool = typer.Option(False, "--int8", help="Embed with the int8-quantised CNN (~2x faster on "
-                                                                "the CPU; scans of this index use it too).")):
+                runtime: str = typer.Option("auto", help=RUNTIME_HELP)):
     """Build an index of a brand catalog and publish it as a new version of OUT."""
     from .build import build_index
     from .embed import Embedder
 
-    embedder = Embedder(threads=threads, runtime="int8" if int8 else "auto")
+    embedder = Embedder(threads=threads, runtime=_runtime(runtime))
     published = build_index(catalog_dir, out, embedder=embedder, progress=_say)
     typer.echo(str(published))
 
@@ -230,14 +240,14 @@ def report_command(results: Path = typer.Argument(..., help="Results file of `ma
 def eval_command(bench_dir: Path = typer.Argument(..., help="Benchmark folder (references/, queries/, ground_truth.csv)."),
                  work_dir: Path = typer.Option(Path("results/eval"), help="Where the index, results and scores go."),
                  reuse_index: bool = typer.Option(False, help="Reuse WORK_DIR/index if it exists."),
-                 int8: bool = typer.Option(False, "--int8", help="Build the index with the int8-quantised CNN."),
+                 runtime: str = typer.Option("auto", help="The CNN runtime of the index built: " + RUNTIME_HELP),
                  as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON.")):
     """Build an index of BENCH_DIR/references, scan BENCH_DIR/queries, print accuracy metrics."""
     from .benchmark import run_benchmark
     from .evaluate import format_report
 
     metrics = run_benchmark(bench_dir, work_dir, rebuild=not reuse_index, progress=_say,
-                            runtime="int8" if int8 else "auto")
+                            runtime=_runtime(runtime))
     if as_json:
         typer.echo(json.dumps(metrics, indent=1))
     else:

@@ -4,9 +4,11 @@ The CNN's last feature map is pooled with generalised-mean (GeM) pooling, option
 (the per-size descriptors are summed), then L2-normalised. These *raw* descriptors are later projected by the
 index's whitening (``whiten.py``) before search.
 
-The CNN runs on one of two runtimes that give the same numbers (cosine >= 0.999): ONNX Runtime on the CPU
-(default, ~5-10x faster than eager PyTorch here; see ``runtime.py``), or PyTorch (``device="cuda"`` or
-``runtime="torch"``). The cascade's region crops (``describe_regions``) go through the int8 graph on the CPU.
+The CNN runs on one of two fp32 runtimes that give the same numbers (cosine >= 0.999): ONNX Runtime on the CPU
+(~3x faster than eager PyTorch here; see ``runtime.py``), or PyTorch (``device="cuda"`` or ``runtime="torch"``);
+on a CPU with bf16 instructions the default is OpenVINO computing in bfloat16 (~1.6x ONNX Runtime's fp32, its own
+family). The cascade's region crops (``describe_regions``) go through the int8 graph when the CNN runs fp32 on
+ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -123,9 +125,10 @@ class Embedder:
     batch_size : int
         Images per forward pass.
     runtime : str
-        ``"auto"`` (ONNX Runtime on the CPU when installed, else torch), ``"onnx"``, ``"torch"``, or ``"int8"``
-        (ONNX Runtime on a statically quantised graph, ~2x faster on the CPU; its vectors are not fp32's, so an
-        index records which family made it).
+        ``"auto"`` (on the CPU: OpenVINO in bf16 where the CPU has bf16 instructions, else ONNX Runtime when
+        installed; torch otherwise or on a GPU), ``"onnx"``, ``"torch"``, ``"bf16"`` (OpenVINO) or ``"int8"``
+        (ONNX Runtime on a statically quantised graph, ~2x faster on the CPU). bf16 and int8 vectors are not
+        fp32's, so an index records which family made it (``runtime.py``).
     region_runtime : str
         What embeds the cascade's region crops (``describe_regions``): ``"auto"`` (the int8 graph when the CNN
         runs fp32 on ONNX Runtime, else the same runner), ``"int8"`` or ``"same"``. Region crops only bring up

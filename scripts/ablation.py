@@ -43,9 +43,13 @@ VARIANTS = [
     ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
     ("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
     ("no listing likeness", "unlike", BuildSettings(listing_likeness=False), CascadeSettings()),
-    ("fp32 region crops", "fp32crops", BuildSettings(), CascadeSettings()),
+    ("ONNX Runtime fp32, int8 region crops", "onnx", BuildSettings(), CascadeSettings()),
+    ("ONNX Runtime fp32, fp32 region crops", "onnxcrops", BuildSettings(), CascadeSettings()),
 ]
-REGION_RUNTIMES = {"fp32 region crops": "same"}  # Embedder(region_runtime=...) of a variant; others: "auto"
+# Embedder(runtime=..., region_runtime=...) of a variant; others: ("auto", "auto"), which is OpenVINO bf16 on a CPU
+# with bf16 instructions, else the first of these
+RUNTIMES = {"ONNX Runtime fp32, int8 region crops": ("onnx", "auto"),
+            "ONNX Runtime fp32, fp32 region crops": ("onnx", "same")}
 
 
 def main() -> int:
@@ -57,8 +61,9 @@ def main() -> int:
     table = []
     for name, index_name, build, cascade in VARIANTS:
         work = args.work_dir / index_name
+        runtime, region_runtime = RUNTIMES.get(name, ("auto", "auto"))
         metrics = run_benchmark(args.bench_dir, work, rebuild=index_name not in built, settings=cascade,
-                                build_settings=build, region_runtime=REGION_RUNTIMES.get(name, "auto"),
+                                build_settings=build, runtime=runtime, region_runtime=region_runtime,
                                 progress=lambda m: print(f"  [{name}] {m}", file=sys.stderr))
         built.add(index_name)
         table.append((name, metrics))

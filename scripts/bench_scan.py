@@ -8,7 +8,8 @@ Measures, over synthetic listings generated once (deterministically from ``--see
 
 * naive baseline: PIL decode + eager PyTorch fp32 (the timm model under ``no_grad``, no channels_last,
   batches of 32), one process, images/s;
-* the engine's model alone: ``Embedder()`` (ONNX Runtime) on already decoded images, images/s;
+* the engine's model alone: the CNN on the runtime the index records (OpenVINO bf16 or ONNX Runtime fp32, as
+  the machine allows) on already decoded images, images/s;
 * end-to-end ``scan()`` listings/s, each scan in a fresh process (model and index loading not timed; decode
   workers as the scan decides, and forced off / on for comparison), on a
   marketplace-like mix (5% edited copies of catalog photos, 95% everyday photos: random crops of scikit-image's
@@ -145,17 +146,18 @@ def naive_images_per_second(paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def model_images_per_second(paths: list[Path]) -> float:
-    """The engine's CNN alone: Embedder() (ONNX Runtime) on images decoded beforehand."""
-    from matcher.embed import Embedder
+def model_images_per_second(paths: list[Path], index: Path) -> tuple[float, str]:
+    """The engine's CNN alone, on the runtime the index records (``api.load_embedder_for``), on images decoded
+    beforehand: (images/s, the runtime's name)."""
+    from matcher.api import load_embedder_for
     from matcher.reader import decode_for_matching
 
     images = [decode_for_matching(p.read_bytes(), p.name) for p in paths]
-    embedder = Embedder()
+    embedder = load_embedder_for(index)
     embedder.describe(images[:4])  # warm-up: first-run allocations
     started = time.perf_counter()
     embedder.describe(images)
-    return len(images) / (time.perf_counter() - started)
+    return len(images) / (time.perf_counter() - started), embedder.runner.name
 
 
 def run_scan(manifest: Path, index: Path, workers: int | None, repeats: int = 1) -> dict:
@@ -275,7 +277,7 @@ def main() -> None:
     print("measuring: naive baseline ...", file=sys.stderr, flush=True)
     naive = naive_images_per_second(paths)
     print("measuring: engine model only ...", file=sys.stderr, flush=True)
-    model = model_images_per_second(paths)
+    model, runtime = model_images_per_second(paths, index)
     small_manifest, _ = make_listings("market", small, args.seed, jobs)
     print("warming up (a scan whose figures are dropped) ...", file=sys.stderr, flush=True)
     run_scan(small_manifest, index, 0)
@@ -296,7 +298,7 @@ def main() -> None:
     print(f"{'':46} {'n':>5} {'items/s':>8} {'x naive':>8} {'CPU ms':>7} {'cascade':>8} {'peak RSS':>9} "
           f"{'helpers':>8}")
     print(f"{'naive: PIL + eager torch fp32, 1 process':46} {len(paths):5d} {naive:8.1f} {1:8.2f}")
-    print(f"{'engine model only: ONNX Runtime, decoded':46} {len(paths):5d} {model:8.1f} {model / naive:8.2f}")
+    print(f"{'engine model only: ' + runtime + ', decoded':46} {len(paths):5d} {model:8.1f} {model / naive:8.2f}")
     for label, r in scans:
         print(f"{label:46} {r['total']:5d} {r['per_second']:8.1f} {r['per_second'] / naive:8.2f} {r['cpu_ms']:7.0f} "
               f"{100 * r['verified']:7.0f}% {r['peak_rss_mb']:7.0f}MB {r['helpers_uss_mb']:6.0f}MB")

@@ -22,7 +22,7 @@ def photos() -> list[Image.Image]:
 
 
 def test_int8_descriptors_stay_close_to_fp32(photos):
-    fp32, int8 = Embedder(), Embedder(runtime="int8")
+    fp32, int8 = Embedder(runtime="onnx"), Embedder(runtime="int8")
     assert int8.fingerprint()["runtime"] == INT8_FAMILY != fp32.fingerprint()["runtime"]
     cosine = (fp32.describe(photos) * int8.describe(photos)).sum(axis=1)
     # the recipe's 7-bit weights keep this on CPUs with and without VNNI (full-range weights fell to a mean
@@ -40,20 +40,21 @@ def test_an_int8_index_is_scanned_with_int8_and_refuses_fp32(small_catalog, tmp_
     result = matcher.match(photo)
     assert result.brand == photo.parent.name and result.verdict == "copy"
     with pytest.raises(IndexMismatchError, match="runtime"):
-        IndexVersion.open(out, Embedder().fingerprint())
+        IndexVersion.open(out, Embedder(runtime="onnx").fingerprint())
     assert np.isfinite(result.score)
 
 
-def test_region_crops_run_int8_by_default_and_as_the_index_recorded(demo_index, demo_matcher, small_catalog, tmp_path):
-    default = Embedder()
-    assert default.fingerprint()["region_runtime"] == INT8_FAMILY  # fp32 CNN, int8 region crops
-    assert default.region_runner is not default.runner
-    # the index records it, and a matcher opened on it embeds crops the same way
-    assert IndexVersion.open(demo_index).manifest["fingerprint"]["region_runtime"] == INT8_FAMILY
-    assert demo_matcher.embedder.region_runner.family == INT8_FAMILY
+def test_region_crops_run_int8_with_the_fp32_cnn_and_as_the_index_recorded(demo_index, demo_matcher, small_catalog,
+                                                                             tmp_path):
+    fp32 = Embedder(runtime="onnx")
+    assert fp32.fingerprint()["region_runtime"] == INT8_FAMILY  # fp32 CNN on ONNX Runtime, int8 region crops
+    assert fp32.region_runner is not fp32.runner
+    # the index records its crops' runtime, and a matcher opened on it embeds crops the same way
+    recorded = IndexVersion.open(demo_index).manifest["fingerprint"]["region_runtime"]
+    assert recorded == Embedder().fingerprint()["region_runtime"] == demo_matcher.embedder.region_runner.family
     # an index built with fp32 crops (or before they existed) keeps them fp32 when scanned
     out = tmp_path / "index"
-    build_index(small_catalog, out, embedder=Embedder(region_runtime="same"),
+    build_index(small_catalog, out, embedder=Embedder(runtime="onnx", region_runtime="same"),
                 settings=BuildSettings(copies_per_reference=1, background_listings=10))
     matcher = Matcher.open(out)
     assert matcher.embedder.region_runner is matcher.embedder.runner
@@ -62,13 +63,13 @@ def test_region_crops_run_int8_by_default_and_as_the_index_recorded(demo_index, 
     extra = tmp_path / "extra" / "New-Brand"
     extra.mkdir(parents=True)
     shutil.copy(sorted((DEMO / "catalog").glob("*/*.jpg"))[-1], extra / "photo.jpg")
-    add_to_index(out, extra.parent, embedder=default)
+    add_to_index(out, extra.parent, embedder=fp32)
     assert IndexVersion.open(out).manifest["fingerprint"]["region_runtime"] == "fp32"
     assert Matcher.open(out).embedder.region_runner.family == "fp32"
 
 
 def test_int8_region_crops_describe_like_fp32(photos):
-    embedder = Embedder()
+    embedder = Embedder(runtime="onnx")
     crops = [p.crop((0, 0, p.width // 2, p.height // 2)) for p in photos[:8]]
     cosine = (embedder.describe(crops) * embedder.describe_regions(crops)).sum(axis=1)
     assert cosine.min() > 0.92 and cosine.mean() > 0.96
