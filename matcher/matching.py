@@ -22,6 +22,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import onnx  # imported here, with the module, rather than by the first listing in doubt (~0.1-0.6 s)
+import onnxruntime
+from onnx import TensorProto, helper
 
 RANKED = 3  # reference keypoints per query keypoint whose cosines are recomputed exactly
 
@@ -102,10 +105,6 @@ def _integer_products(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def _int8_session():
     """A one-node ONNX Runtime graph, ``MatMulInteger``, built once per process (~2 ms). One intra-op thread:
     verification already runs on several threads, one per listing. ``run`` is thread-safe."""
-    import onnx
-    import onnxruntime
-    from onnx import TensorProto, helper
-
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["left", "right"], ["products"])], "descriptor_products",
         [helper.make_tensor_value_info("left", TensorProto.UINT8, [None, 128]),
