@@ -52,7 +52,7 @@ RUNTIME_HELP = ("auto (OpenVINO bf16 on a CPU with bf16 instructions, else ONNX 
 
 def _runtime(name: str) -> str:
     if name not in RUNTIMES:
-        raise typer.BadParameter(f"unknown runtime {name!r}; use one of {', '.join(RUNTIMES)}", param_hint="--runtime")
+        _fail(f"unknown --runtime {name!r}; use one of {', '.join(RUNTIMES)}", 2)
     return name
 
 

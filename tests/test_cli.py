@@ -46,6 +46,12 @@ def test_build_empty_catalog_is_one_line(tmp_path):
     _one_line_error(code, out, "empty catalog")
 
 
+def test_build_unknown_runtime_is_one_line(tmp_path):
+    code, out = run("index", "build", DEMO / "catalog", "--out", tmp_path / "idx", "--runtime", "fp16")
+    _one_line_error(code, out, "fp16", "bf16")
+    assert not (tmp_path / "idx").exists()
+
+
 def test_scan_missing_index_is_one_line(tmp_path):
     code, out = run("scan", DEMO / "listings", "--index", tmp_path / "missing", "--out", tmp_path / "r.jsonl")
     _one_line_error(code, out, "missing", "not found")
