@@ -39,6 +39,7 @@ class CascadeSettings:
     region_crops_kept : with region_grid 2, how many of the 5 crops go through the CNN: those whose feature-map
         windows (``embed.WINDOWS``, the same layout) are most similar to a reference
     sift_long_side : the listing is resized to this longer side (pixels) for SIFT; references keep theirs
+    sift_features : at most this many of the listing's strongest SIFT keypoints are kept
     settled_inliers : a listing whose global candidates verify with at least this many inliers skips the region
         search (0: always search regions)
     mirror_unless_inliers : verification skips the listing's mirror image when the listing as it is verifies a
@@ -57,6 +58,7 @@ class CascadeSettings:
     region_crops_kept: int = 3
     verify: bool = True
     sift_long_side: int = 320
+    sift_features: int = 1000
     settled_inliers: int = 40
     mirror_unless_inliers: int = 40
     prototypes: bool = True
@@ -327,7 +329,8 @@ def _collect_evidence(version: IndexVersion, embedder: Embedder, images: Sequenc
     # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
     queries = []  # the doubtful listings' local features
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side)
+        pending = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side,
+                                max_features=settings.sift_features)
                     for i in doubtful] if settings.verify else [])
         for i, job, brands in zip(doubtful, pending, hidden):
             queries.append(job.result())
