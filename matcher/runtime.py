@@ -202,8 +202,8 @@ def quantize_int8(source: Path, spec: BackboneSpec, path: Path, *, calibration_i
 def make_runner(model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, *, runtime: str = "auto",
                 device: str = "cpu", threads: int | None = None) -> FeatureRunner:
     """Pick the runtime: ``auto`` = OpenVINO bf16 on a CPU with bf16 instructions (``has_bf16_cpu``), else ONNX
-    Runtime fp32 on the CPU when installed, torch otherwise or on a GPU; ``bf16`` = OpenVINO bf16 (on a CPU
-    without bf16 instructions OpenVINO computes in fp32); ``int8`` = ONNX Runtime on a statically quantised graph.
+    Runtime fp32 on the CPU when installed, torch otherwise or on a GPU; ``bf16`` = OpenVINO bf16 (a CPU
+    without bf16 instructions gets fp32 or emulated bf16 from OpenVINO, slower than ONNX Runtime's fp32); ``int8`` = ONNX Runtime on a statically quantised graph.
     bf16 and int8 are families of their own: indexes record them."""
     if runtime not in ("auto", "onnx", "torch", "bf16", "int8"):
         raise ValueError(f"unknown runtime {runtime!r}; use auto, onnx, torch, bf16 or int8")

@@ -1,7 +1,6 @@
 """The bf16 runtime: OpenVINO computing in bfloat16, its own runtime family, picked from the index's manifest.
 
-On a CPU without bf16 instructions OpenVINO computes in fp32, so these tests hold there too (with tighter
-agreement)."""
+On a CPU without bf16 instructions OpenVINO computes in fp32 or emulates bf16, so these tests hold there too."""
 from __future__ import annotations
 
 import numpy as np
