@@ -45,12 +45,14 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
-RUNTIMES = ("auto", "onnx", "bf16", "int8", "torch")
 RUNTIME_HELP = ("auto (OpenVINO bf16 on a CPU with bf16 instructions, else ONNX Runtime fp32), onnx (fp32), bf16, "
                 "int8 (ONNX Runtime, statically quantised) or torch (fp32). Scans of the index use its runtime.")
 
 
 def _runtime(name: str) -> str:
+    """``--runtime`` checked before any work (``runtime.make_runner`` would refuse it with a traceback)."""
+    from .runtime import RUNTIMES
+
     if name not in RUNTIMES:
         _fail(f"unknown --runtime {name!r}; use one of {', '.join(RUNTIMES)}", 2)
     return name

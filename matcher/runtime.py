@@ -21,6 +21,7 @@ import torch
 
 from .model import BackboneSpec
 
+RUNTIMES = ("auto", "onnx", "bf16", "int8", "torch")  # what make_runner (and `--runtime`) accepts
 RUNTIME_FAMILY = "fp32"
 BF16_FAMILY = "bf16-openvino"  # the fp32 graph run by OpenVINO with bfloat16 inference precision
 INT8_FAMILY = "int8-qdq-v2"  # ONNX Runtime static int8 (quantize_int8's recipe); its vectors are not fp32's
@@ -201,12 +202,13 @@ def quantize_int8(source: Path, spec: BackboneSpec, path: Path, *, calibration_i
 
 def make_runner(model: torch.nn.Module, spec: BackboneSpec, weights_sha256: str, *, runtime: str = "auto",
                 device: str = "cpu", threads: int | None = None) -> FeatureRunner:
-    """Pick the runtime: ``auto`` = OpenVINO bf16 on a CPU with bf16 instructions (``has_bf16_cpu``), else ONNX
-    Runtime fp32 on the CPU when installed, torch otherwise or on a GPU; ``bf16`` = OpenVINO bf16 (a CPU
-    without bf16 instructions gets fp32 or emulated bf16 from OpenVINO, slower than ONNX Runtime's fp32); ``int8`` = ONNX Runtime on a statically quantised graph.
-    bf16 and int8 are families of their own: indexes record them."""
-    if runtime not in ("auto", "onnx", "torch", "bf16", "int8"):
-        raise ValueError(f"unknown runtime {runtime!r}; use auto, onnx, torch, bf16 or int8")
+    """Pick the runtime (one of RUNTIMES): ``auto`` = OpenVINO bf16 on a CPU with bf16 instructions
+    (``has_bf16_cpu``), else ONNX Runtime fp32 on the CPU when installed, torch otherwise or on a GPU; ``bf16`` =
+    OpenVINO bf16 (a CPU without bf16 instructions gets fp32 or emulated bf16 from OpenVINO, slower than ONNX
+    Runtime's fp32); ``int8`` = ONNX Runtime on a statically quantised graph. bf16 and int8 are families of their
+    own: indexes record them."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
     if runtime in ("bf16", "int8") and device != "cpu":
         raise ValueError(f"the {runtime} runtime runs on the CPU only; use runtime='torch' for a GPU")
     if runtime == "int8":
