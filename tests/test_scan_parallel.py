@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import matcher.reader as reader
 from matcher import MatchResult, scan
@@ -75,6 +76,38 @@ def test_workers_decode_like_the_main_process(tmp_path):
     repeats = there[len(items):]
     assert [d.digest for d in repeats] == [d.digest for d in here]
     assert any(d.image is None for d in repeats)
+
+
+class RecordingMatcher(FakeMatcher):
+    """Names each image by its pixel size, and records every image it was asked to match."""
+
+    def __init__(self):
+        self.matched = []
+
+    def match_decoded(self, images):
+        self.matched += [im.size for im in images]
+        return [MatchResult(status="ok", brand=f"{im.size[0]}x{im.size[1]}") for im in images]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_repeats_within_and_across_batches_are_matched_once(tmp_path, workers):
+    # a repeat of bytes matched before (in this batch or an earlier one) is not matched again, and every row
+    # gets its own image's result, whichever process decoded it
+    sizes = [(40, 30), (50, 30), (40, 30), (60, 30), (50, 30), (70, 30), (40, 30), (60, 30)]
+    distinct = {}
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"{i:02d}.png"
+        if size in distinct:
+            shutil.copy(distinct[size], path)
+        else:
+            Image.new("RGB", size, (i * 20, 100, 50)).save(path)
+            distinct[size] = path
+    fake = RecordingMatcher()
+    summary = scan(tmp_path, fake, tmp_path / "out.jsonl", batch_size=2, workers=workers, rank=False)
+    rows = read_results(tmp_path / "out.jsonl")
+    assert summary.total == len(rows) == len(sizes)
+    assert [r["brand"] for r in sorted(rows, key=lambda r: r["position"])] == [f"{w}x{h}" for w, h in sizes]
+    assert sorted(fake.matched) == sorted(distinct)  # each distinct image matched once
 
 
 def test_a_listing_that_kills_its_worker_costs_one_row(tmp_path, monkeypatch):
