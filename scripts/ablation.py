@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,26 +31,37 @@ from matcher.evaluate import HEADLINE_KEYS  # noqa: E402
 from matcher.pipeline import CascadeSettings  # noqa: E402
 
 KEYS = [*HEADLINE_KEYS, "listings_per_second"]
+
+
+class Variant(NamedTuple):
+    """One row: its name, index folder (shared by variants with the same build), build and cascade settings, and
+    the Embedder's runtime and region_runtime ("auto": OpenVINO bf16 on a CPU with bf16 instructions, else ONNX
+    Runtime fp32 with int8 region crops)."""
+
+    name: str
+    index_name: str
+    build: BuildSettings
+    cascade: CascadeSettings
+    runtime: str = "auto"
+    region_runtime: str = "auto"
+
+
 VARIANTS = [
-    # name, index folder (shared by variants with the same build), build settings, cascade settings
-    ("default", "default", BuildSettings(), CascadeSettings()),
-    ("regions for every listing", "default", BuildSettings(), CascadeSettings(settled_inliers=0)),
-    ("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
-    ("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
-    ("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
-    ("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False), CascadeSettings(prototypes=False)),
-    ("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
-    ("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
-    ("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
-    ("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
-    ("no listing likeness", "unlike", BuildSettings(listing_likeness=False), CascadeSettings()),
-    ("ONNX Runtime fp32, int8 region crops", "onnx", BuildSettings(), CascadeSettings()),
-    ("ONNX Runtime fp32, fp32 region crops", "onnxcrops", BuildSettings(), CascadeSettings()),
+    Variant("default", "default", BuildSettings(), CascadeSettings()),
+    Variant("regions for every listing", "default", BuildSettings(), CascadeSettings(settled_inliers=0)),
+    Variant("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
+    Variant("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
+    Variant("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
+    Variant("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False),
+            CascadeSettings(prototypes=False)),
+    Variant("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
+    Variant("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
+    Variant("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
+    Variant("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),
+    Variant("no listing likeness", "unlike", BuildSettings(listing_likeness=False), CascadeSettings()),
+    Variant("ONNX Runtime fp32, int8 region crops", "onnx", BuildSettings(), CascadeSettings(), "onnx", "auto"),
+    Variant("ONNX Runtime fp32, fp32 region crops", "onnxcrops", BuildSettings(), CascadeSettings(), "onnx", "same"),
 ]
-# Embedder(runtime=..., region_runtime=...) of a variant; others: ("auto", "auto"), which is OpenVINO bf16 on a CPU
-# with bf16 instructions, else the first of these
-RUNTIMES = {"ONNX Runtime fp32, int8 region crops": ("onnx", "auto"),
-            "ONNX Runtime fp32, fp32 region crops": ("onnx", "same")}
 
 
 def main() -> int:
@@ -59,9 +71,8 @@ def main() -> int:
     args = parser.parse_args()
     built: set[str] = set()
     table = []
-    for name, index_name, build, cascade in VARIANTS:
+    for name, index_name, build, cascade, runtime, region_runtime in VARIANTS:
         work = args.work_dir / index_name
-        runtime, region_runtime = RUNTIMES.get(name, ("auto", "auto"))
         metrics = run_benchmark(args.bench_dir, work, rebuild=index_name not in built, settings=cascade,
                                 build_settings=build, runtime=runtime, region_runtime=region_runtime,
                                 progress=lambda m: print(f"  [{name}] {m}", file=sys.stderr))

@@ -35,6 +35,14 @@ def demo_truth() -> dict[str, dict]:
         return {row["listing"]: row for row in csv.DictReader(f)}
 
 
+@pytest.fixture(scope="session")
+def photos() -> list:
+    """The first 24 demo catalog photos, decoded to RGB PIL images (for comparing descriptors)."""
+    from PIL import Image
+
+    return [Image.open(p).convert("RGB") for p in sorted((DEMO / "catalog").glob("*/*.jpg"))[:24]]
+
+
 @pytest.fixture
 def small_catalog(tmp_path) -> Path:
     """Two brands, three photos each, copied from the demo catalog."""

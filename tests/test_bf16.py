@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from matcher import IndexMismatchError, Matcher
 from matcher.build import BuildSettings, build_index
 from matcher.embed import Embedder
 from matcher.runtime import BF16_FAMILY, INT8_FAMILY, RUNTIME_FAMILY, has_bf16_cpu, make_runner, runtime_for
 from matcher.version import IndexVersion
-from tests.conftest import DEMO
-
-
-@pytest.fixture(scope="module")
-def photos() -> list[Image.Image]:
-    return [Image.open(p).convert("RGB") for p in sorted((DEMO / "catalog").glob("*/*.jpg"))[:24]]
 
 
 def test_bf16_descriptors_agree_with_fp32(photos):

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from matcher import IndexMismatchError, Matcher
 from matcher.build import BuildSettings, build_index
@@ -14,11 +13,6 @@ from matcher.embed import Embedder
 from matcher.runtime import INT8_FAMILY
 from matcher.version import IndexVersion
 from tests.conftest import DEMO
-
-
-@pytest.fixture(scope="module")
-def photos() -> list[Image.Image]:
-    return [Image.open(p).convert("RGB") for p in sorted((DEMO / "catalog").glob("*/*.jpg"))[:24]]
 
 
 def test_int8_descriptors_stay_close_to_fp32(photos):
