@@ -8,19 +8,18 @@ reference photos of protected brands::
     result = Matcher.open("indexes/demo").match("demo/listings/listing_01.jpg")
     print(result.verdict, result.brand, result.reference, result.score)
 
-Data flow, one module per stage: images (decode) -> embed -> index (search) -> verify -> score -> scan/writers.
+The flow, one subpackage per stage: inputs (decode) -> features (embed) -> index (search) -> cascade (verify,
+score) -> scan (write); building makes indexes, report and evaluation read results. Importing the package loads
+numpy, FAISS and OpenCV; torch, timm and OpenVINO load when an index is opened or built.
 """
-from .api import Match, Matcher, MatchResult
-from .build import BuildSettings, build_index
-from .errors import (CatalogError, ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError,
-                     ListingsError, MatcherError)
-from .lifecycle import add_to_index, gc_index, index_versions, remove_from_index
-from .scan import ScanSummary, scan
+from .api import (BuildSettings, CascadeSettings, CatalogError, ImageError, IndexCorruptError, IndexMismatchError,
+                  IndexNotFoundError, ListingsError, Match, Matcher, MatcherError, MatchResult, ScanSummary,
+                  add_to_index, build_index, gc_index, index_versions, remove_from_index, scan)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Matcher", "MatchResult", "Match", "build_index", "BuildSettings", "scan", "ScanSummary",
+    "Matcher", "MatchResult", "Match", "CascadeSettings", "build_index", "BuildSettings", "scan", "ScanSummary",
     "add_to_index", "remove_from_index", "index_versions", "gc_index",
     "MatcherError", "ImageError", "CatalogError", "ListingsError",
     "IndexNotFoundError", "IndexCorruptError", "IndexMismatchError", "__version__",

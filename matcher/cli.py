@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 from pathlib import Path
+import sys
 from typing import List, Optional
 
 import typer
@@ -51,7 +51,7 @@ RUNTIME_HELP = ("auto (OpenVINO bf16 on a CPU with bf16 instructions, else ONNX 
 
 def _runtime(name: str) -> str:
     """``--runtime`` checked before any work (``runtime.make_runner`` would refuse it with a traceback)."""
-    from .runtime import RUNTIMES
+    from .features.runtimes import RUNTIMES
 
     if name not in RUNTIMES:
         _fail(f"unknown --runtime {name!r}; use one of {', '.join(RUNTIMES)}", 2)
@@ -65,8 +65,8 @@ def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/
                 threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
                 runtime: str = typer.Option("auto", help=RUNTIME_HELP)):
     """Build an index of a brand catalog and publish it as a new version of OUT."""
-    from .build import build_index
-    from .embed import Embedder
+    from .building import build_index
+    from .features import Embedder
 
     embedder = Embedder(threads=threads, runtime=_runtime(runtime))
     published = build_index(catalog_dir, out, embedder=embedder, progress=_say)
@@ -78,8 +78,7 @@ def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/
 def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Brands, counts, model, version, size and operating threshold of an index."""
-    from . import store
-    from .version import published_manifest, region_runtime_of
+    from .index import published_manifest, region_runtime_of, store
 
     folder, manifest = published_manifest(index_dir)
     if as_json:
@@ -114,7 +113,7 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
 @domain_errors
 def index_verify(index_dir: Path = typer.Argument(..., help="Index folder.")):
     """Check every file of the published version against the sha256 recorded in its manifest."""
-    from .version import check_files, published_manifest
+    from .index import check_files, published_manifest
 
     folder, manifest = published_manifest(index_dir)
     check_files(folder, manifest, hashes=True)
@@ -132,8 +131,8 @@ def index_add(index_dir: Path = typer.Argument(..., help="Index folder (built wi
 
     Only photos the index does not hold yet are embedded. Whitening and calibration stay as built.
     """
-    from .api import load_embedder_for
-    from .lifecycle import add_to_index
+    from .building import add_to_index
+    from .cascade import load_embedder_for
 
     published = add_to_index(index_dir, catalog_dir, embedder=load_embedder_for(index_dir, threads=threads),
                              keep=keep, progress=_say)
@@ -146,7 +145,7 @@ def index_remove(index_dir: Path = typer.Argument(..., help="Index folder."),
                  brands: List[str] = typer.Argument(..., help="Brand names to remove (as `matcher index info` lists them)."),
                  keep: Optional[int] = typer.Option(None, "--keep", min=1, help="Versions to keep (default: the index's).")):
     """Remove brands and their references from an index; publishes a new version."""
-    from .lifecycle import remove_from_index
+    from .building import remove_from_index
 
     typer.echo(str(remove_from_index(index_dir, brands, keep=keep, progress=_say)))
 
@@ -157,7 +156,7 @@ def index_gc(index_dir: Path = typer.Argument(..., help="Index folder."),
              keep: Optional[int] = typer.Option(None, "--keep", min=1,
                                                 help="Versions to keep, the published one included (default: the index's, 3).")):
     """Delete old versions and debris left by interrupted builds/adds (the published version always stays)."""
-    from .lifecycle import gc_index, index_versions
+    from .building import gc_index, index_versions
 
     removed = gc_index(index_dir, keep=keep)
     for path in removed:
@@ -188,8 +187,8 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                  report: Optional[Path] = typer.Option(None, "--report",
                                                        help="Also write an HTML report of the suspects here.")):
     """Scan listing images against an index; one result row per input, most suspicious first."""
-    from .api import Matcher
-    from .listings import iter_listings
+    from .cascade import Matcher
+    from .inputs import iter_listings
     from .scan import scan
 
     if not listings.exists():
@@ -245,8 +244,7 @@ def eval_command(bench_dir: Path = typer.Argument(..., help="Benchmark folder (r
                  runtime: str = typer.Option("auto", help="The CNN runtime of the index built: " + RUNTIME_HELP),
                  as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON.")):
     """Build an index of BENCH_DIR/references, scan BENCH_DIR/queries, print accuracy metrics."""
-    from .benchmark import run_benchmark
-    from .evaluate import format_report
+    from .evaluation import format_report, run_benchmark
 
     metrics = run_benchmark(bench_dir, work_dir, rebuild=not reuse_index, progress=_say,
                             runtime=_runtime(runtime))

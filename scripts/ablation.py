@@ -25,10 +25,10 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.benchmark import run_benchmark  # noqa: E402
-from matcher.build import BuildSettings  # noqa: E402
-from matcher.evaluate import HEADLINE_KEYS  # noqa: E402
-from matcher.pipeline import CascadeSettings  # noqa: E402
+from matcher.evaluation.benchmark import run_benchmark  # noqa: E402
+from matcher.building.build import BuildSettings  # noqa: E402
+from matcher.evaluation.metrics import HEADLINE_KEYS  # noqa: E402
+from matcher.cascade.settings import CascadeSettings  # noqa: E402
 
 KEYS = [*HEADLINE_KEYS, "listings_per_second"]
 

@@ -8,11 +8,11 @@ Usage::
 How the vectors are made (all real EfficientNet-Lite0 activations of real, augmented pixels; no random vectors):
 
 - **Sources**: the 48 demo product photos (``demo/catalog`` and ``demo/holdout``) and the 15 everyday photos of
-  ``matcher.augment.background_photos()``.
+  ``matcher.everyday_photos()``.
 - **Augmented images** (seeded, ``--seed``): each picks a source at random and makes one of, with equal
   probability, ``augment.copy_edit`` (1-3 chained copy edits: crops, overlays, screenshots, collages, mirrors,
-  recolours, ...; backgrounds = the everyday photos), ``augment.listing_edit`` of an ``augment.random_crop``
-  (area 20-100%), or a plain ``augment.random_crop`` (``augment.finish``-ed: <= 640 px, JPEG q90).
+  recolours, ...; backgrounds = the everyday photos), ``augment.listing_edit`` of an ``edits.random_crop``
+  (area 20-100%), or a plain ``edits.random_crop`` (``edits.finish``-ed: <= 640 px, JPEG q90).
 - **Descriptors**: each augmented image is run once through the CNN at 224 x 224 exactly as
   ``matcher.embed.Embedder`` does (ONNX Runtime, same preprocessing), giving a 1280 x 7 x 7 feature map.
   Its **whole-image descriptor** is the GeM (p=3) of the whole map, L2-normalised: identical to
@@ -75,11 +75,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from matcher import augment  # noqa: E402
-from matcher.embed import Embedder, gem, l2_normalise, to_batch  # noqa: E402
-from matcher.images import load_image  # noqa: E402
-from matcher.index import VectorIndex  # noqa: E402
-from matcher.whiten import Whitening, fit_whitening  # noqa: E402
+from matcher.inputs.everyday import everyday_photos
+from matcher.building import edits
+from matcher.building import augment  # noqa: E402
+from matcher.features.embedder import Embedder  # noqa: E402
+from matcher.features.pooling import gem, l2_normalise
+from matcher.features.preprocess import to_batch
+from matcher.inputs.images import load_image  # noqa: E402
+from matcher.index.vectors import VectorIndex  # noqa: E402
+from matcher.index.whitening import Whitening, fit_whitening  # noqa: E402
 
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -92,7 +96,7 @@ def load_sources() -> tuple[list, list]:
     """(product photos of demo/catalog + demo/holdout, everyday background photos)."""
     paths = sorted(p for folder in ("catalog", "holdout") for p in (REPO / "demo" / folder).rglob("*")
                    if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [load_image(p) for p in paths], augment.background_photos()
+    return [load_image(p) for p in paths], everyday_photos()
 
 
 def augmented_image(rng: np.random.Generator, products: list, backgrounds: list):
@@ -102,8 +106,8 @@ def augmented_image(rng: np.random.Generator, products: list, backgrounds: list)
     if how == 0:
         return augment.copy_edit(base, rng, backgrounds)[0]
     if how == 1:
-        return augment.listing_edit(augment.random_crop(base, rng), rng)[0]
-    return augment.finish(augment.random_crop(base, rng))
+        return augment.listing_edit(edits.random_crop(base, rng), rng)[0]
+    return edits.finish(edits.random_crop(base, rng))
 
 
 def listing_query(rng: np.random.Generator, products: list, backgrounds: list):

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scan import naive_images_per_second  # noqa: E402
-from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index, scan  # noqa: E402
-from matcher.writers import read_results  # noqa: E402
+from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index  # noqa: E402
+from matcher import scan
+from matcher.scan.writers import read_results  # noqa: E402
 
 WORK = Path(__file__).resolve().parent.parent / "results" / "marketplace"
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.api import Matcher  # noqa: E402
-from matcher.images import load_image  # noqa: E402
-from matcher.listings import iter_listings  # noqa: E402
-from matcher.gate import passes_gate  # noqa: E402
-from matcher.pipeline import (add_colour_check, add_region_evidence, add_verification,  # noqa: E402
-                              add_window_similarity, global_evidence, score_evidence)
+from matcher.cascade.matcher import Matcher  # noqa: E402
+from matcher.inputs.images import load_image  # noqa: E402
+from matcher.inputs.listings import iter_listings  # noqa: E402
+from matcher.cascade.gate import passes_gate  # noqa: E402
+from matcher.cascade.verification import add_colour_check, add_verification
+from matcher.cascade.regions import add_region_evidence
+from matcher.cascade.search import add_window_similarity, global_evidence
+from matcher.cascade.scoring import score_evidence
 from matcher.errors import ImageError  # noqa: E402
-from matcher.verify import extract_local_features  # noqa: E402
+from matcher.features.sift import extract_local_features  # noqa: E402
 
 
 def main() -> int:
@@ -55,11 +57,11 @@ def main() -> int:
         print(f"bench_stages: no decodable listing in {args.listings}", file=sys.stderr)
         return 2
     raw, windows = timed("global CNN", embedder.describe_with_windows, images)
-    vectors = version.whitening.apply(raw)
+    vectors = version.refs.whitening.apply(raw)
     evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
     timed("gate (windows search)", add_window_similarity, version, evidence, windows)
     timed("gate (model)", passes_gate, version.scorer, evidence)
-    timed("gate (likeness)", version.likeness.of, raw)
+    timed("gate (likeness)", version.refs.likeness.of, raw)
     timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors,
           grid=settings.region_grid, crops_kept=settings.region_crops_kept)
     for image, ev in zip(images, evidence):

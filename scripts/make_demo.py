@@ -24,7 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from PIL import Image  # noqa: E402
 
-from matcher import augment  # noqa: E402
+from matcher.inputs.everyday import everyday_photos
+from matcher.building import edits
+from matcher.building import augment  # noqa: E402
 
 COPIES_PER_BRAND = 2
 UNRELATED_LISTINGS = 6
@@ -122,7 +124,7 @@ def unrelated_listings(rng: np.random.Generator, backgrounds) -> list[Listing]:
         photo = backgrounds[int(index)]
         if number % 2:
             others = [b for i, b in enumerate(backgrounds) if i != index]
-            image, edits = augment.copy_edit(augment.random_crop(photo, rng, 0.5), rng, others)
+            image, edits = augment.copy_edit(edits.random_crop(photo, rng, 0.5), rng, others)
         else:
             image, edits = augment.listing_edit(photo, rng)
         listings.append(Listing(image, "none", edits=edits, title=str(rng.choice(UNRELATED_TITLES)),
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     demo = args.demo_dir
     rng = np.random.default_rng(args.seed)
-    backgrounds = augment.background_photos()
+    backgrounds = everyday_photos()
     held_out = hold_out_originals(demo)
     listings = (copy_listings(demo, rng, backgrounds) + same_product_listings(held_out, rng)
                 + unrelated_listings(rng, backgrounds) + [Listing(None, "bad", title="Photo", price="1.00")])

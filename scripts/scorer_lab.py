@@ -29,13 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.api import Matcher  # noqa: E402
-from matcher.build import BuildSettings, calibration_cascade, decode_catalog, synthetic_listings  # noqa: E402
-from matcher.calibrate import fit_scorer, training_rows  # noqa: E402
-from matcher.evaluate import HEADLINE_KEYS, ScoreRow, evaluate, load_benchmark  # noqa: E402
-from matcher.images import load_image  # noqa: E402
-from matcher.listings import iter_listings  # noqa: E402
-from matcher.pipeline import collect_evidence, score_evidence  # noqa: E402
+from matcher import BuildSettings, CascadeSettings, Matcher  # noqa: E402
+from matcher.building import fit_scorer, synthetic_listings, training_rows  # noqa: E402
+from matcher.cascade import collect_evidence, score_evidence  # noqa: E402
+from matcher.evaluation import HEADLINE_KEYS, ScoreRow, evaluate, load_benchmark  # noqa: E402
+from matcher.inputs import decode_catalog_images, iter_listings, load_image, scan_catalog  # noqa: E402
 
 CACHE = "scorer_lab.pkl"
 
@@ -56,17 +54,17 @@ def collect(work_dir: Path, matcher: Matcher, batch: int = 32) -> dict:
     version, bench = matcher.version, benchmark_of(matcher)
     fields = set(BuildSettings.__dataclass_fields__)
     settings = BuildSettings(**{k: v for k, v in version.manifest["build_settings"].items() if k in fields})
-    items, images, _ = decode_catalog(bench / "references")
-    if [i.path for i in items] != [r.path for r in version.references]:
+    items, images, _ = decode_catalog_images(bench / "references", scan_catalog(bench / "references"))
+    if [i.path for i in items] != [r.path for r in version.refs.references]:
         raise SystemExit(f"scorer_lab: {bench}/references changed since {work_dir}/index was built; rebuild it")
-    listings = synthetic_listings(images, version.references, settings)
-    calibration = collect_evidence(version, matcher.embedder, [s.image for s in listings],
-                                   calibration_cascade(settings), exclude=[set(s.exclude) for s in listings])
+    listings = synthetic_listings(images, version.refs.references, settings)
+    calibration = collect_evidence(version.refs, matcher.embedder, [s.image for s in listings],
+                                   CascadeSettings(force_full=True), exclude=[set(s.exclude) for s in listings])
     queries = list(iter_listings(bench / "queries"))
     evidence = []
     for start in range(0, len(queries), batch):
         chunk = [load_image(item.path) for item in queries[start:start + batch]]
-        evidence += collect_evidence(version, matcher.embedder, chunk, matcher.settings)
+        evidence += collect_evidence(version.refs, matcher.embedder, chunk, matcher.settings, scorer=version.scorer)
     for ev in calibration + evidence:
         ev.verification = {}  # the inlier coordinates are only drawn in reports
     data = {"listings": [replace(s, image=None) for s in listings], "calibration": calibration,
@@ -77,18 +75,14 @@ def collect(work_dir: Path, matcher: Matcher, batch: int = 32) -> dict:
 
 
 def rescore(matcher: Matcher, data: dict, *, sister_weight: float, l2: float, colour_signs: bool) -> dict:
-    """Metrics of the benchmark's queries under a scorer refitted with these settings (the index's gate kept);
-    ``matcher``'s scorer is restored afterwards."""
+    """Metrics of the benchmark's queries under a scorer refitted with these settings (the index's gate kept)."""
     version, built = matcher.version, matcher.version.scorer
     rows = training_rows(data["calibration"], data["listings"], sister_weight=sister_weight)
     scorer, _ = fit_scorer(rows, l2=l2, colour_signs=colour_signs)
-    version.scorer = replace(scorer, gate=built.gate, gate_threshold=built.gate_threshold)
-    try:
-        scores = [ScoreRow(name, b.brand, b.reference, b.score)
-                  for name, ev in zip(data["queries"], data["evidence"])
-                  for b in score_evidence(version, ev).brands[:10]]
-    finally:
-        version.scorer = built
+    scorer = replace(scorer, gate=built.gate, gate_threshold=built.gate_threshold)
+    scores = [ScoreRow(name, m.brand, m.reference, m.score)
+              for name, ev in zip(data["queries"], data["evidence"])
+              for m in score_evidence(version.refs, scorer, ev).matches[:10]]
     return evaluate(load_benchmark(benchmark_of(matcher)), scores)
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.benchmark import run_benchmark  # noqa: E402
-from matcher.build import BuildSettings  # noqa: E402
-from matcher.evaluate import HEADLINE_KEYS as KEYS  # noqa: E402
+from matcher.evaluation.benchmark import run_benchmark  # noqa: E402
+from matcher.building.build import BuildSettings  # noqa: E402
+from matcher.evaluation.metrics import HEADLINE_KEYS as KEYS  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-# Header size of bomb.png: 64 megapixels is over matcher.images.DEFAULT_MAX_PIXELS (40 M)
+# Header size of bomb.png: 64 megapixels is over matcher.inputs.images.DEFAULT_MAX_PIXELS (40 M)
 # but under PIL's own bomb limit (~89 M), so it is the matcher's header check that rejects it.
 BOMB_SIZE = (8000, 8000)
 SIXTEEN_BIT_VALUE = 32768  # mid-grey on the 0..65535 scale; should load as ~128

@@ -84,7 +84,7 @@ def test_index_info_and_verify(demo_index):
 def _copy_index(demo_index, tmp_path):
     copy = tmp_path / "idx"
     shutil.copytree(demo_index, copy)
-    from matcher import store
+    from matcher.index import store
 
     return copy, store.current_version(copy)
 

@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from matcher import Matcher, MatchResult, scan
-from matcher.writers import read_results
+from matcher import Matcher, MatchResult
+from matcher import scan
+from matcher.scan.writers import read_results
 from tests.badimages import write_bad_images
 from tests.conftest import DEMO
 

@@ -1,0 +1,8 @@
+"""Building: make index versions from a catalog (build), change them without a rebuild (add, remove, gc), and
+the synthetic listings and calibration that fit each version's whitening and scorer."""
+from .build import BuildSettings, build_index, synthetic_listings
+from .calibration import SyntheticListing, fit_scorer, training_rows
+from .lifecycle import add_to_index, gc_index, index_versions, remove_from_index
+
+__all__ = ["BuildSettings", "build_index", "add_to_index", "remove_from_index", "index_versions", "gc_index",
+           "synthetic_listings", "SyntheticListing", "fit_scorer", "training_rows"]

@@ -1,0 +1,15 @@
+"""Cascade: match a batch of decoded listings against a loaded index version.
+
+search (global descriptors, prototypes, feature-map windows) -> gate -> verification (SIFT, colour) and regions
+for the listings in doubt -> scoring (calibrated models, verdict). ``Matcher`` holds one index version and its
+embedder; ``run_cascade`` is the same for a caller that holds them itself.
+"""
+from .evidence import Candidate, ListingEvidence
+from .matcher import ImageInput, Matcher, load_embedder_for
+from .run import collect_evidence, run_cascade
+from .scoring import VERDICT_COPY, VERDICT_NO_MATCH, VERDICT_SAME_PRODUCT, Match, MatchResult, score_evidence
+from .settings import CascadeSettings
+
+__all__ = ["Matcher", "MatchResult", "Match", "ImageInput", "CascadeSettings", "load_embedder_for", "run_cascade",
+           "collect_evidence", "score_evidence", "Candidate", "ListingEvidence", "VERDICT_COPY",
+           "VERDICT_SAME_PRODUCT", "VERDICT_NO_MATCH"]

@@ -1,0 +1,117 @@
+"""The cascade for a batch of decoded images: embed -> search -> gate -> (verify, regions, colour) -> score.
+
+Every listing gets the cheap global stage. Only listings that pass the index's gate (``gate.py``: they might
+match something, and they look like the catalog's listings) get the expensive stages: SIFT verification of the
+top candidates, then, unless a candidate verified conclusively (``CascadeSettings.settled_inliers``), a search
+over image regions (``regions.py``) and verification of the candidates it brings up. Clear non-matches, the bulk
+of marketplace traffic, stay cheap, and clear copies skip the region search.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from PIL import Image
+import numpy as np
+
+from ..features import Embedder, extract_local_features
+from ..index import IndexVersion, ReferenceIndex, Scorer
+from .evidence import ListingEvidence
+from .gate import alike, passes_gate
+from .regions import add_region_evidence
+from .scoring import MatchResult, score_evidence
+from .search import add_window_similarity, global_evidence
+from .settings import CascadeSettings
+from .threads import one_blas_thread
+from .verification import add_colour_check, add_verification, hidden_brands_of, settled
+
+
+def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
+                settings: CascadeSettings = CascadeSettings()) -> list[MatchResult]:
+    """Match decoded RGB images against an index version; one MatchResult per image, same order (BLAS on one
+    thread throughout, see ``collect_evidence``)."""
+    with one_blas_thread():
+        evidence = collect_evidence(version.refs, embedder, images, settings, scorer=version.scorer)
+        return [score_evidence(version.refs, version.scorer, ev) for ev in evidence]
+
+
+def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[Image.Image],
+                     settings: CascadeSettings = CascadeSettings(), *, scorer: Scorer | None = None,
+                     exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
+    """The cascade's evidence for decoded RGB images, one ListingEvidence per image, same order.
+
+    scorer : the index's scorer, whose gate decides which listings get the expensive stages; None only with
+        ``settings.force_full`` (a build collecting the evidence its scorer is then fitted on)
+    exclude : per image, reference ids hidden from it (a build's synthetic listings), or None
+
+    BLAS runs on one thread meanwhile (``threads.py``: its idle threads would spin on the cores the CNN and SIFT
+    need).
+    """
+    if scorer is None and not settings.force_full:
+        raise ValueError("collect_evidence needs the index's scorer for its gate, unless settings.force_full")
+    if not images:
+        return []
+    with one_blas_thread():
+        raw, windows = embedder.describe_with_windows(list(images))
+        vectors = refs.whitening.apply(raw)
+        evidence = global_evidence(refs, vectors, k=settings.candidates, exclude=exclude)
+        add_window_similarity(refs, evidence, windows, exclude=exclude)
+        for ev, image in zip(evidence, images):
+            ev.image_size = image.size
+        if len(refs.likeness):
+            for ev, likeness in zip(evidence, refs.likeness.of(raw)):
+                ev.likeness = float(likeness)
+        doubtful = (list(range(len(images))) if settings.force_full
+                    else _gate(refs, scorer, images, evidence, settings))
+        _check_doubtful(refs, embedder, images, vectors, evidence, doubtful, settings, exclude)
+    return evidence
+
+
+def _gate(refs: ReferenceIndex, scorer: Scorer, images: Sequence[Image.Image], evidence: list[ListingEvidence],
+          settings: CascadeSettings) -> list[int]:
+    """The positions of the listings that go on to the expensive stages; marks those the gate passes but that
+    are unlike the catalog's listings as dismissed (scored by the full models, as if the stages found nothing)."""
+    passed, like = passes_gate(scorer, evidence), alike(scorer, evidence)
+    for i in np.flatnonzero(passed & ~like) if settings.verify else []:
+        evidence[i].dismissed = True
+        if refs.colour_check:  # its hues are compared (cheap), as for every verified listing
+            add_colour_check(refs, images[i], evidence[i])
+    return [int(i) for i in np.flatnonzero(passed & like)]
+
+
+def _check_doubtful(refs: ReferenceIndex, embedder: Embedder, images: Sequence[Image.Image], vectors: np.ndarray,
+                    evidence: list[ListingEvidence], doubtful: list[int], settings: CascadeSettings,
+                    exclude: Sequence[set[int]] | None) -> None:
+    """The expensive stages for the ``doubtful`` listings: SIFT verification of the global candidates, region
+    search for those not settled by it, verification of the candidates the regions brought up, colour check."""
+    hidden = [hidden_brands_of(refs, exclude[i]) if exclude else frozenset() for i in doubtful]
+    # SIFT extraction (OpenCV, releases the GIL) runs in a thread, ahead of the verification of earlier listings
+    queries = []  # the doubtful listings' local features
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = ([pool.submit(extract_local_features, images[i], long_side=settings.sift_long_side,
+                                max_features=settings.sift_features)
+                    for i in doubtful] if settings.verify else [])
+        for i, job, brands in zip(doubtful, pending, hidden):
+            queries.append(job.result())
+            add_verification(refs, queries[-1], evidence[i], settings.verify_top, brands,
+                             settings.mirror_unless_inliers)
+    unsettled = [k for k, i in enumerate(doubtful) if not settled(evidence[i], settings.settled_inliers)]
+    searched = set(unsettled) if settings.regions else set()
+    if searched:
+        chosen = [doubtful[k] for k in unsettled]
+        add_region_evidence(refs, embedder, [images[i] for i in chosen], [evidence[i] for i in chosen],
+                            vectors[chosen], grid=settings.region_grid, window=settings.region_size,
+                            crops_kept=settings.region_crops_kept,
+                            exclude=[exclude[i] for i in chosen] if exclude else None)
+
+    def finish(k: int) -> None:
+        """The last stages of the k-th doubtful listing (they only touch its own evidence)."""
+        i = doubtful[k]
+        if k in searched and settings.verify:  # candidates the regions brought up
+            add_verification(refs, queries[k], evidence[i], settings.verify_top, hidden[k],
+                             settings.mirror_unless_inliers)
+        if settings.verify and refs.colour_check:
+            add_colour_check(refs, images[i], evidence[i])
+
+    with ThreadPoolExecutor(max_workers=settings.finish_threads, thread_name_prefix="matcher-finish") as pool:
+        list(pool.map(finish, range(len(doubtful))))

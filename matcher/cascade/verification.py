@@ -1,0 +1,63 @@
+"""Verification stage: SIFT-verify a listing's best candidates, then compare the colours of verified matches."""
+from __future__ import annotations
+
+from PIL import Image
+
+from ..features.colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram
+from ..features.sift import LocalFeatures, mirror_features, verify_against
+from ..index import ReferenceIndex
+from ..index.shared_keypoints import distinctive_inliers
+from .evidence import NOT_VERIFIED, ListingEvidence
+
+
+def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvidence, top: int,
+                     hidden_brands: frozenset[str] = frozenset(), mirror_unless: int = 0) -> None:
+    """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
+    image included (unless ``mirror_unless``), and count the inliers that no other brand shares (``shared.py``).
+
+    query : the listing's local features (``verify.extract_local_features``)
+    hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
+    mirror_unless : skip the mirror image when the listing as it is verifies a candidate with this many inliers
+        (``verify.verify_against``; 0: never)
+    """
+    ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
+    todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
+    rows = [refs.row_of_id[c.ref_id] for c in todo]
+    references = [refs.local_features[row] for row in rows]
+    found = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=mirror_unless)
+    for c, row, result in zip(todo, rows, found):
+        c.inliers, c.mirrored = result.inliers, result.mirrored
+        c.distinctive = distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands)
+        ev.verification[c.ref_id] = result
+    ev.verified = True
+
+
+def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEvidence) -> None:
+    """The colour checks of ``colour.py``: every candidate's ``hue_agreement`` (the hues of the listing's centre
+    against the reference's), and ``colour_distance`` for those verified with enough inliers."""
+    listing_pixels = colour_pixels(image)
+    listing_hues = hue_histogram(listing_pixels)
+    for c, hues in zip(ev.candidates, refs.reference_hues([c.ref_id for c in ev.candidates])):
+        c.hue_agreement = hue_agreement(listing_hues, hues)
+    for c in ev.candidates:
+        if c.inliers < MIN_INLIERS or c.colour_distance is not None:
+            continue
+        reference_pixels = refs.reference_pixels(c.ref_id)
+        if reference_pixels is None:  # an index version saved without thumbnails
+            continue
+        found = ev.verification[c.ref_id]
+        c.colour_distance = colour_distance(
+            listing_pixels, image.size, reference_pixels,
+            refs.local_features[refs.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
+
+
+def settled(ev: ListingEvidence, inliers: int) -> bool:
+    """True when a verified candidate has at least ``inliers`` inliers (never when ``inliers`` is 0): an edited
+    copy found by the global search, which the region search would not change."""
+    return inliers > 0 and any(c.inliers >= inliers for c in ev.candidates)
+
+
+def hidden_brands_of(refs: ReferenceIndex, exclude: set[int]) -> frozenset[str]:
+    """Brands all of whose references are in ``exclude`` (absent from the catalog, as far as a listing knows)."""
+    hidden = {refs.reference(r).brand for r in exclude}
+    return frozenset(b for b in hidden if all(r.id in exclude for r in refs.references if r.brand == b))

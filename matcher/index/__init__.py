@@ -1,0 +1,14 @@
+"""Index: the genuine references of a catalog, searchable, with their calibrated scorer, versioned on disk.
+
+A published version is a folder of files described by its manifest (``manifest.py``), published atomically
+(``store.py``) and loaded as an ``IndexVersion`` (``version.py``): its references (``ReferenceIndex``) and scorer.
+"""
+from . import store
+from .manifest import check_files, published_manifest, read_manifest, region_runtime_of
+from .references import ReferenceIndex
+from .scorer import LogisticModel, Scorer
+from .store import ReferenceRecord
+from .version import IndexVersion, reference_thumbnails
+
+__all__ = ["IndexVersion", "ReferenceIndex", "ReferenceRecord", "Scorer", "LogisticModel", "store",
+           "published_manifest", "read_manifest", "check_files", "region_runtime_of", "reference_thumbnails"]

@@ -1,0 +1,187 @@
+"""The references of an index version in memory: vectors, FAISS index, local features, thumbnails.
+
+Everything the cascade's evidence stages read, without the scorer (which is fitted on evidence collected from
+these) and without the manifest (which is written when a version is published).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+import threading
+
+import numpy as np
+
+from . import store
+from ..features.colour import HUE_BINS, hue_histogram, thumbnail_pixels
+from ..features.sift import LocalFeatures, pack_features, unpack_features
+from .likeness import LIKENESS_FILE, ListingLikeness
+from .prototypes import BrandPrototypes
+from .shared_keypoints import SharedKeypoints, pack_shared, unpack_shared
+from .store import ReferenceRecord
+from .vectors import VectorIndex
+from .whitening import Whitening
+
+THUMBNAILS = "thumbnails.npz"
+HUE_HISTOGRAMS = "hue_histograms.npz"  # the thumbnails' hue histograms, so that a scan need not compute them
+COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps decoded (~58 KB each)
+
+
+@dataclass
+class ReferenceIndex:
+    """The references of an index version, searchable.
+
+    references : the references table, ids ascending
+    vectors : whitened reference vectors float32 (n, d), row i belongs to references[i]
+    raw_descriptors : float32 (n, D), kept to refit whitening
+    background : whitened background-photo vectors float32 (m, d)
+    local_features : one LocalFeatures per reference, same order
+    shared_keypoints : per reference, the keypoints other brands share (``shared.py``), same order
+    prototypes : each brand's references averaged (``prototypes.py``), derived from ``vectors`` on creation;
+        None when ``with_prototypes`` is False
+    thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
+        saving, not loaded by ``open`` (use ``load_thumbnails``)
+    hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), or None for a grey
+        photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
+    likeness : raw descriptors of the synthetic listings made from the references (``likeness.py``), for the gate;
+        empty for an index saved before them
+    folder : the version folder the files were read from (thumbnails are read from it on demand); None in memory
+    with_prototypes : the cascade compares listings with brand prototypes; False only for an index built without
+        them (an ablation), whose scorer never saw the prototype features
+    colour_check : the cascade compares the colours of verified matches; False only for an index built without it
+    colour_cache : reference id -> decoded thumbnail pixels, the COLOUR_CACHE most recently used
+        (``reference_pixels``)
+    """
+
+    references: list[ReferenceRecord]
+    vectors: np.ndarray
+    raw_descriptors: np.ndarray
+    whitening: Whitening
+    background: np.ndarray
+    local_features: list[LocalFeatures]
+    shared_keypoints: SharedKeypoints
+    index: VectorIndex
+    folder: Path | None = None
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
+    hue_histograms: dict[int, np.ndarray | None] = field(default_factory=dict)
+    likeness: ListingLikeness | None = None
+    with_prototypes: bool = True
+    colour_check: bool = True
+    row_of_id: dict[int, int] = field(init=False)
+    prototypes: BrandPrototypes | None = field(init=False)
+    colour_cache: OrderedDict = field(init=False, repr=False)
+    _colour_lock: threading.Lock = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
+        self.prototypes = (BrandPrototypes.of(self.vectors, [r.brand for r in self.references])
+                           if self.with_prototypes else None)
+        self.colour_cache, self._colour_lock = OrderedDict(), threading.Lock()
+        if self.likeness is None:
+            self.likeness = ListingLikeness.empty(self.raw_descriptors.shape[1])
+
+    @property
+    def brands(self) -> dict[str, int]:
+        """Reference count per brand, sorted by brand name."""
+        counts: dict[str, int] = {}
+        for r in self.references:
+            counts[r.brand] = counts.get(r.brand, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def reference(self, ref_id: int) -> ReferenceRecord:
+        return self.references[self.row_of_id[ref_id]]
+
+    # ---------------------------------------------------------------- writing
+    def save_into(self, folder: Path) -> None:
+        """Write the references' files into a version folder (the scorer and manifest.json are written beside them
+        by ``publishing``)."""
+        store.write_references(folder / "references.csv", self.references)
+        self.index.save(folder / "vectors.faiss")
+        np.save(folder / "raw_descriptors.npy", self.raw_descriptors)
+        np.savez(folder / "whitening.npz", **self.whitening.to_arrays())
+        np.save(folder / "background.npy", self.background)
+        np.savez(folder / "local_features.npz", **pack_features(self.local_features))
+        np.savez(folder / "shared_keypoints.npz", **pack_shared(self.shared_keypoints))
+        if len(self.likeness):
+            self.likeness.save(folder / LIKENESS_FILE)
+        if self.thumbnails:
+            arrays = {str(i): np.frombuffer(jpeg, np.uint8) for i, jpeg in self.thumbnails.items()}
+            np.savez(folder / THUMBNAILS, **arrays)
+            ids = [r.id for r in self.references if r.id in self.thumbnails]
+            rows = [np.full(HUE_BINS, np.nan) if h is None else h for h in self.reference_hues(ids)]
+            np.savez(folder / HUE_HISTOGRAMS, ids=np.asarray(ids, np.int64),
+                     histograms=np.asarray(rows, np.float64).reshape(len(ids), HUE_BINS))
+
+    def load_thumbnails(self) -> dict[int, bytes]:
+        """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails)."""
+        if not self.thumbnails and self.folder is not None:
+            self.thumbnails = _read_thumbnails(self.folder)
+        return self.thumbnails
+
+    def reference_pixels(self, ref_id: int) -> np.ndarray | None:
+        """The reference's thumbnail as ``colour.thumbnail_pixels`` (uint8 (h, w, 3)), decoded once while it stays
+        among the COLOUR_CACHE most recently used; None without a thumbnail. Safe from several threads."""
+        with self._colour_lock:
+            if ref_id in self.colour_cache:
+                self.colour_cache.move_to_end(ref_id)
+                return self.colour_cache[ref_id]
+        jpeg = self.load_thumbnails().get(ref_id)
+        pixels = thumbnail_pixels(jpeg) if jpeg else None
+        with self._colour_lock:
+            self.colour_cache[ref_id] = pixels
+            while len(self.colour_cache) > COLOUR_CACHE:
+                self.colour_cache.popitem(last=False)
+        return pixels
+
+    def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
+        """Hue histograms (``colour.hue_histogram``) of references' thumbnails, as stored or else computed once
+        per reference; None for a grey photo or a reference without a thumbnail."""
+        for ref_id in ref_ids:
+            if ref_id not in self.hue_histograms:  # only then are the thumbnails needed
+                pixels = self.reference_pixels(ref_id)
+                self.hue_histograms[ref_id] = None if pixels is None else hue_histogram(pixels)
+        return [self.hue_histograms[ref_id] for ref_id in ref_ids]
+
+    # ---------------------------------------------------------------- reading
+    @classmethod
+    def load(cls, folder: Path, *, with_prototypes: bool = True, colour_check: bool = True) -> "ReferenceIndex":
+        """Read the references' files of a version folder (checked against its manifest by the caller).
+
+        Raises OSError, ValueError, KeyError or RuntimeError on a damaged file; ``IndexVersion.open`` turns them
+        into IndexCorruptError.
+        """
+        references = store.read_references(folder / "references.csv")
+        index = VectorIndex.load(folder / "vectors.faiss")
+        whitening = Whitening.from_arrays(np.load(folder / "whitening.npz"))
+        ids, vectors = index.reconstruct_all()
+        if [r.id for r in references] != sorted(int(i) for i in ids):
+            raise ValueError("references.csv and vectors.faiss hold different ids")
+        return cls(
+            references=references, vectors=vectors[np.argsort(ids)],
+            raw_descriptors=np.load(folder / "raw_descriptors.npy"), whitening=whitening,
+            background=np.load(folder / "background.npy"),
+            local_features=unpack_features(np.load(folder / "local_features.npz")),
+            shared_keypoints=unpack_shared(np.load(folder / "shared_keypoints.npz"), len(references)),
+            index=index, folder=folder, hue_histograms=_read_hue_histograms(folder),
+            likeness=ListingLikeness.load(folder / LIKENESS_FILE, whitening.mean.shape[0]),
+            with_prototypes=with_prototypes, colour_check=colour_check,
+        )
+
+
+def _read_thumbnails(folder: Path) -> dict[int, bytes]:
+    """Reference id -> JPEG bytes from a version folder's thumbnails.npz ({} when it has none)."""
+    if not (folder / THUMBNAILS).is_file():
+        return {}
+    with np.load(folder / THUMBNAILS) as arrays:
+        return {int(key): arrays[key].tobytes() for key in arrays.files}
+
+
+def _read_hue_histograms(folder: Path) -> dict[int, np.ndarray | None]:
+    """Reference id -> hue histogram (None for a grey photo) from a version folder ({} when it has none)."""
+    if not (folder / HUE_HISTOGRAMS).is_file():
+        return {}
+    with np.load(folder / HUE_HISTOGRAMS) as arrays:
+        ids, histograms = arrays["ids"], arrays["histograms"]
+    if histograms.shape[1:] != (HUE_BINS,):
+        return {}  # made with other bins: computed again as needed
+    return {int(i): None if np.isnan(h).any() else h for i, h in zip(ids, histograms)}

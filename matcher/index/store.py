@@ -1,0 +1,184 @@
+"""Index versions on disk: a self-describing folder, published atomically.
+
+Layout of an index folder::
+
+    INDEX_DIR/
+      CURRENT                      name of the published version (replaced atomically)
+      versions/
+        v000001/
+          manifest.json            format, model fingerprint, dims, counts, file hashes, creation time
+          references.csv           id, brand, path (relative to the catalog root), sha256
+          vectors.faiss            whitened reference vectors, ids = reference ids
+          raw_descriptors.npy      float32 (n, D) raw descriptors, kept so whitening can be refitted
+          whitening.npz            mean (D,), projection (D, d)
+          background.npy           float32 (m, d) whitened background-photo vectors
+          local_features.npz       packed SIFT features of the references (verify.pack_features)
+          scorer.json              calibrated models and the operating threshold
+
+A version is written into a temporary folder, fsynced, renamed into ``versions/``, and only then is ``CURRENT``
+replaced (write + fsync + ``os.replace``). A reader that opened a version keeps reading it; a crash at any moment
+leaves the previous version published and loadable.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
+import uuid
+
+from ..errors import MatcherError
+from ..inputs.images import file_sha256
+
+FORMAT_VERSION = 9  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
+#                    5: hue agreement; 6: colour patch difference; 7: scorer calibrated on 3 region crops of 5;
+#                    8: colour mismatch share; 9: inlier counts above chance level (evidence.CHANCE_INLIERS)
+POINTER = "CURRENT"
+VERSIONS = "versions"
+TEMP_PREFIX = ".tmp-"
+REFERENCE_FIELDS = ["id", "brand", "path", "sha256"]
+LOCK = ".lock"
+KEEP_VERSIONS = 3  # versions kept after a publish unless the index or the caller says otherwise
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    """One genuine reference photo in an index."""
+
+    id: int
+    brand: str
+    path: str
+    sha256: str
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_references(path: Path, references: list[ReferenceRecord]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(REFERENCE_FIELDS)
+        for r in references:
+            writer.writerow([r.id, r.brand, r.path, r.sha256])
+
+
+def read_references(path: Path) -> list[ReferenceRecord]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [ReferenceRecord(int(r["id"]), r["brand"], r["path"], r["sha256"]) for r in csv.DictReader(f)]
+
+
+def versions_dir(index_dir: Path) -> Path:
+    return Path(index_dir) / VERSIONS
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """Folder of the published version, or None if the index folder has none."""
+    pointer = Path(index_dir) / POINTER
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    return versions_dir(index_dir) / name if name else None
+
+
+def list_versions(index_dir: Path) -> list[Path]:
+    """Published-or-old version folders, oldest first (temporary folders excluded)."""
+    root = versions_dir(index_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("v"))
+
+
+def new_version_folder(index_dir: Path) -> Path:
+    """A fresh temporary folder inside ``versions/`` to write a version into."""
+    root = versions_dir(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    temp = root / f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}"
+    temp.mkdir()
+    return temp
+
+
+def publish(index_dir: Path, temp_folder: Path, manifest: dict, *, keep: int = KEEP_VERSIONS) -> Path:
+    """Seal a written version: record file hashes in manifest.json, fsync, rename, switch CURRENT.
+
+    Returns the published version folder. Older versions beyond ``keep`` are removed afterwards.
+    """
+    index_dir = Path(index_dir)
+    files = {p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+             for p in sorted(temp_folder.iterdir()) if p.is_file()}
+    manifest = dict(manifest, format_version=FORMAT_VERSION, files=files)
+    (temp_folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for p in temp_folder.iterdir():
+        _fsync_path(p)
+    _fsync_path(temp_folder)
+    existing = list_versions(index_dir)
+    number = 1 + max((int(p.name[1:]) for p in existing if p.name[1:].isdigit()), default=0)
+    final = versions_dir(index_dir) / f"v{number:06d}"
+    os.rename(temp_folder, final)
+    _fsync_path(versions_dir(index_dir))
+    pointer_temp = index_dir / f"{POINTER}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(pointer_temp, "w", encoding="utf-8") as f:
+        f.write(final.name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(pointer_temp, index_dir / POINTER)
+    _fsync_path(index_dir)
+    collect_garbage(index_dir, keep=keep)
+    return final
+
+
+def collect_garbage(index_dir: Path, *, keep: int = KEEP_VERSIONS) -> list[Path]:
+    """Remove temporary debris and all but the newest ``keep`` versions (never the published one)."""
+    index_dir = Path(index_dir)
+    removed = []
+    current = current_version(index_dir)
+    root = versions_dir(index_dir)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(TEMP_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    for p in index_dir.glob(f"{POINTER}.*.tmp"):
+        p.unlink(missing_ok=True)
+    old = [p for p in list_versions(index_dir) if current is None or p.name != current.name]
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def versions_to_keep(manifest: dict, keep: int | None = None) -> int:
+    """``keep`` when given (at least 1), else the index's ``build_settings.keep_versions``, else KEEP_VERSIONS."""
+    if keep is not None:
+        return max(1, int(keep))
+    return int(manifest.get("build_settings", {}).get("keep_versions", KEEP_VERSIONS))
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path):
+    """Exclusive advisory lock on an index folder (no-op where fcntl is missing or the folder does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    if not Path(index_dir).is_dir():
+        yield  # opening the index raises IndexNotFoundError
+        return
+    with open(Path(index_dir) / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MatcherError(f"{index_dir}: another build/add/remove/gc is changing this index; "
+                               "retry when it has finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,12 @@
+"""Inputs: decode images, read listing folders and manifests, the reference catalog and its brands.csv.
+
+Every bad input becomes an ``ImageError`` (images) or a one-line ``ListingsError`` / ``CatalogError`` naming the
+file and the problem.
+"""
+from .brands import check_listing_prices, parse_price, read_brand_prices
+from .catalog import CatalogImage, decode_catalog_images, scan_catalog
+from .images import file_sha256, load_image, shrink, thumbnail_jpeg
+from .listings import Listing, iter_listings, manifest_columns
+
+__all__ = ["load_image", "file_sha256", "shrink", "thumbnail_jpeg", "Listing", "iter_listings", "manifest_columns",
+           "CatalogImage", "scan_catalog", "decode_catalog_images", "parse_price", "read_brand_prices", "check_listing_prices"]

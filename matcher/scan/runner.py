@@ -1,0 +1,131 @@
+"""Batch scan: listings -> (read, decode) -> match -> one result row per input, flushed as it goes.
+
+``reader -> mapper -> writer``: listings stream from a folder or manifest, are read, hashed and decoded in
+batches by worker processes (``reader.py``) while the main process matches the batch before with a ``Matcher``;
+a ``ResultWriter`` writes the rows in input order and flushes them per batch. A bad image is a row with its
+status and reason. Byte-identical listings are matched once per scan (and decoded once per decoding process);
+each still gets its own row. With ``resume=True`` a killed scan (even ``kill -9``) continues into the same
+results file without redoing finished listings.
+"""
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+import time
+from typing import Callable, Iterator
+
+from PIL import Image
+
+from ..cascade.matcher import Matcher
+from ..cascade.scoring import MatchResult
+from ..errors import ImageError
+from ..inputs.brands import check_listing_prices
+from ..inputs.listings import Listing, iter_listings, manifest_columns
+from ..inputs.reader import DecodePool, read_listing
+from .ranking import rank_results
+from .rows import result_row
+from .writers import open_writer
+
+
+@dataclass
+class ScanSummary:
+    """Counts of one scan. ``seconds`` is wall time; ``skipped`` counts listings already done (resume)."""
+
+    results: Path
+    total: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    verdicts: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    checks: Counter = field(default_factory=Counter)  # MatchResult.checks of the readable listings
+    top: list[dict] = field(default_factory=list)
+    kept: int | None = None  # rows left in the results file after --min-suspicion (None: not ranked)
+
+    @property
+    def per_second(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        resumed = f" ({self.skipped} already done)" if self.skipped else ""
+        dropped = self.total + self.skipped - self.kept if self.kept is not None else 0
+        filtered = f"; {dropped} below --min-suspicion left out" if dropped > 0 else ""
+        stages = (f"; checked in full {self.checks['full']}, dismissed {self.checks['dismissed']}, "
+                  f"global stage only {self.checks['global']}" if self.checks else "")
+        return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
+                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{stages}{filtered}")
+
+
+def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
+    batch: list[Listing] = []
+    for item in listings:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
+         resume: bool = False, batch_size: int = 32, keep_top: int = 10,
+         on_batch: Callable[[int], None] | None = None, workers: int | None = None,
+         rank: bool = True, min_suspicion: float = 0.0) -> ScanSummary:
+    """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
+
+    Rows are written in input order as the scan goes; when every listing has its row and ``rank`` is set, the
+    file is rewritten most suspicious first (``ranking.rank_results``), dropping decoded rows whose suspicion
+    is below ``min_suspicion`` (failed rows always stay). A manifest ``price`` that is not a price is refused
+    before any work, with its file:line:column.
+
+    on_batch : called with the number of listings just written (for progress bars)
+    keep_top : how many of the most suspicious ok rows the summary keeps for printing
+    workers : decode processes (None: one per CPU, at most 8, started once waiting for decoding takes >= 10% of
+              the matching time; N: N processes from the second batch on; 0: decode in a thread of this process,
+              one batch ahead)
+    """
+    results_path = Path(results_path)
+    columns = manifest_columns(source)
+    check_listing_prices(source, columns)
+    typical_prices = matcher.typical_prices
+    summary = ScanSummary(results=results_path)
+    started = time.perf_counter()
+    memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
+    with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
+            DecodePool(workers) as reader:
+        done = writer.finished_positions
+        batches = reader.read(_batches(iter_listings(source), batch_size), lambda item: item.position not in done)
+        for batch, decoded in batches:
+            summary.skipped += len(batch) - len(decoded)
+            rows: list[tuple[Listing, str | None, Image.Image | ImageError]] = []
+            fresh: dict[str, Image.Image] = {}
+            for item, digest, image in decoded:
+                if image is None and digest not in memo and digest not in fresh:
+                    digest, image = read_listing(item.path, item.listing)  # its twin's result was forgotten
+                if isinstance(image, Image.Image) and digest not in memo:
+                    fresh.setdefault(digest, image)
+                rows.append((item, digest, image))
+            for digest, result in zip(fresh, matcher.match_decoded(list(fresh.values()))):
+                memo[digest] = result
+            for item, digest, image in rows:
+                result = MatchResult.failed(image) if isinstance(image, ImageError) else memo[digest]
+                row = result_row(item, result, top_k, typical_prices)
+                writer.write(row)
+                summary.total += 1
+                summary.statuses[result.status] += 1
+                if result.ok:
+                    summary.verdicts[result.verdict] += 1
+                    summary.checks[result.checks] += 1
+                    summary.top.append(row)
+            summary.top = sorted(summary.top, key=lambda r: (-r["suspicion"], r["position"]))[:keep_top]
+            while len(memo) > 10_000:
+                memo.popitem(last=False)
+            writer.flush()
+            if on_batch:
+                on_batch(len(batch))
+    if rank:
+        summary.kept = rank_results(results_path, min_suspicion=min_suspicion)
+    summary.seconds = time.perf_counter() - started
+    return summary
