@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test eval bench clean
+.PHONY: install demo test test-fast eval bench clean
 
 # torch/torchvision are pinned to the wheels this machine keeps on disk (pip's cap); pyproject declares ranges.
 $(STAMP): pyproject.toml
@@ -25,6 +25,10 @@ demo: indexes/demo/CURRENT
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the tests that do not run the real CNN (under a minute)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # Accuracy on a benchmark in the devbench layout: make eval BENCH=path/to/bench
 eval: $(STAMP)

@@ -52,3 +52,15 @@ def small_catalog(tmp_path) -> Path:
         for photo in sorted(brand.glob("*.jpg"))[:3]:
             shutil.copy(photo, root / brand.name / photo.name)
     return root
+
+
+# Tests that run the real CNN (EfficientNet-Lite0 weights, torch/ONNX Runtime/OpenVINO) are marked ``slow``:
+# those asking for these fixtures automatically, the others with ``pytest.mark.slow``. ``make test-fast`` runs the
+# rest (``-m "not slow"``) in under a minute.
+CNN_FIXTURES = {"demo_index", "demo_matcher", "embedder", "base_index", "index"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CNN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -165,8 +165,8 @@ def listing_edit(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Im
 
 
 def recoloured(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """The photo with every hue turned (``edits.hue_rotate``), then light listing edits: stands in for a sister
-    product in another colour (the same carton and logo, orange juice turned apple juice)."""
+    """The photo with every hue turned (``hue_rotate`` of ``edits.py``), then light listing edits: stands in for a
+    sister product in another colour (the same carton and logo, orange juice turned apple juice)."""
     turned, turn = hue_rotate(image.convert("RGB"), rng)
     edited, description = listing_edit(turned, rng)
     return edited, "+".join(filter(None, (turn, description)))

@@ -32,12 +32,13 @@ class BuildSettings:
 
     whitening_dim : output dimension of the PCA-whitening (0 = no whitening, for ablations)
     whitening_shrinkage : eigenvalue shrinkage, as a fraction of the mean eigenvalue
-    copies_per_reference : edited copies made of each reference (``calibration.make_listings``)
+    copies_per_reference : edited copies made of each reference (``make_listings`` of ``calibration.py``)
     background_listings : synthetic listings made from everyday photos
     recoloured_share : share of the references that give a recoloured sister listing
     sister_weight : how many times the scorer counts each sister listing. Marketplace traffic holds far more
         products the catalog lacks that look like one it has than genuine listings, and one sister per reference
-        under-represents them; at 16, look-alikes outweigh the genuine synthetic listings 4 to 1
+        under-represents them; at 16, look-alikes outweigh the genuine synthetic listings 4 to 1 (the sweep
+        behind the value: docs/benchmarks.md)
     shared_neighbours : other-brand references each reference is checked against for shared keypoints
         (``index.shared_keypoints``; 0 = none marked, every inlier counts as distinctive, for ablations)
     brand_prototypes : compare listings with brand prototypes (``index.prototypes``); False only for ablations.
@@ -70,8 +71,8 @@ class BuildSettings:
 
 
 def synthetic_listings(images, references: list[ReferenceRecord], settings: BuildSettings) -> list[SyntheticListing]:
-    """The synthetic listings (``calibration.make_listings``) a build makes of its decoded reference ``images``
-    (same order as ``references``); the same ones for the same ``settings.seed``."""
+    """The synthetic listings (``make_listings`` of ``calibration.py``) a build makes of its decoded reference
+    ``images`` (same order as ``references``); the same ones for the same ``settings.seed``."""
     return make_listings(images, [r.brand for r in references], [r.id for r in references],
                          everyday_photos(), np.random.default_rng(settings.seed),
                          copies_per_reference=settings.copies_per_reference,

@@ -11,7 +11,7 @@ No labelled listing is ever needed: the labels come from how each synthetic list
   catalog lacks that looks like one it has); the scorer counts each ``BuildSettings.sister_weight`` times;
 - ``recoloured``: a reference with its hues turned, searched with that photo hidden -> the brand's other photos
   verify on the same logo and carton, but the colours differ: a negative, like a sister product in another colour
-  (``colour.py``);
+  (``features.colour``);
 - ``background``: everyday photos (crops, edits) -> every candidate negative.
 """
 from __future__ import annotations
@@ -105,7 +105,8 @@ def training_rows(evidence, listings: Sequence[SyntheticListing], *,
 def fit_scorer(rows: dict[str, np.ndarray], *, l2: float = 1.0, colour_signs: bool = True) -> tuple[Scorer, dict]:
     """Fit the four logistic models; returns the scorer and a summary for the manifest.
 
-    colour_signs : the full brand model's colour features keep their known signs (``evidence.BRAND_FEATURE_SIGNS``)
+    colour_signs : the full brand model's colour features keep their known signs
+        (``cascade.evidence.BRAND_FEATURE_SIGNS``)
     """
     bx, by, bw = rows["brand_x"], rows["brand_y"], rows["brand_w"]
     cx, cy, cw = rows["copy_x"], rows["copy_y"], rows["copy_w"]
@@ -128,14 +129,14 @@ def source_references(listing: SyntheticListing) -> set[int]:
 
 
 def catalog_likeness(listings: Sequence[SyntheticListing], raw: np.ndarray) -> ListingLikeness:
-    """The ``likeness.py`` set of a build: the raw descriptors (m, D) of its copy and same-product listings."""
+    """The ``index.likeness`` set of a build: the raw descriptors (m, D) of its copy and same-product listings."""
     keep = [k for k, s in enumerate(listings) if s.kind in ("copy", "same_product")]
     return ListingLikeness(np.asarray(raw, np.float32)[keep],
                            np.asarray([min(source_references(listings[k])) for k in keep], np.int64))
 
 
 def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> tuple[Scorer, dict]:
-    """Fit the cascade's gate (``gate.py``) on the synthetic listings' evidence (every stage forced on).
+    """Fit the cascade's gate (``cascade.gate``) on the synthetic listings' evidence (every stage forced on).
 
     A listing is worth the expensive stages when it shows a catalog brand (copy or same_product) and the full
     models give that brand a score at or above the operating threshold. The likeness threshold is fitted too when

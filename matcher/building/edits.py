@@ -132,7 +132,7 @@ def color_jitter(image, rng, backgrounds=(), strength=1.0):
 
 def hue_rotate(image, rng, backgrounds=()):
     """Turn every hue by 60-300 degrees: the same package in another colour, as a sister product's would be.
-    Not a copy edit: it makes look-alike negatives for calibration (``calibrate.make_listings``)."""
+    Not a copy edit: it makes look-alike negatives for calibration (``make_listings`` of ``calibration.py``)."""
     turn = int(rng.integers(43, 214))  # PIL's hue runs 0-255 for 0-360 degrees
     hue, saturation, value = image.convert("HSV").split()
     hue = hue.point(lambda h: (h + turn) % 256)

@@ -1,9 +1,9 @@
 """Index lifecycle without a rebuild: add (or replace) brands, remove brands, list versions, collect garbage.
 
-Every operation loads the published version, makes a complete new ``IndexVersion`` in memory and publishes it
-with ``publishing.publish_version`` (temporary folder, fsync, rename, atomic ``CURRENT`` switch), exactly as a build does: a
-crash at any moment leaves the previous version published and loadable, and the next publish (or
-``matcher index gc``) removes the temporary debris. Readers that opened a version keep reading it;
+Every operation loads the published version, makes the new version's complete ``ReferenceIndex`` in memory and
+publishes it with ``publish_version`` of ``publishing.py`` (temporary folder, fsync, rename, atomic ``CURRENT``
+switch), exactly as a build does: a crash at any moment leaves the previous version published and loadable, and
+the next publish (or ``matcher index gc``) removes the temporary debris. Readers that opened a version keep reading it;
 ``Matcher.reload()`` picks up the new one.
 
 What is fixed at build time. ``add_to_index`` and ``remove_from_index`` carry the version's whitening,

@@ -29,12 +29,12 @@ class Candidate:
     region_similarity : best cosine over the listing's regions (whole image included); equals
         ``similarity`` when regions were not searched
     inliers : RANSAC inliers of local-feature verification, or NOT_VERIFIED (-1)
-    distinctive : those of the inliers on keypoints no other brand shares (``shared.py``), or NOT_VERIFIED
+    distinctive : those of the inliers on keypoints no other brand shares (``index.shared_keypoints``), or NOT_VERIFIED
     mirrored : the listing matched as a mirror image
-    colour_distance : hue differences (``colour.ColourDifference``: typical, patch, mismatch) where the verified
-        match aligns the two photos (``colour.py``), or None when not measured (too few inliers, or not verified)
+    colour_distance : hue differences (``features.colour.ColourDifference``: typical, patch, mismatch) where the
+        verified match aligns the two photos, or None when not measured (too few inliers, or not verified)
     hue_agreement : overlap in [0, 1] of the hue histograms of the listing's and the reference's centres
-        (``colour.py``); 1 when not measured or when either is grey
+        (``features.colour``); 1 when not measured or when either is grey
     """
 
     ref_id: int
@@ -56,11 +56,11 @@ class ListingEvidence:
     background_similarity: float
     verified: bool = False
     regions_searched: bool = False
-    verification: dict = field(default_factory=dict)  # ref_id -> verify.Verification, kept for reports
+    verification: dict = field(default_factory=dict)  # ref_id -> features.sift.Verification, for reports
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the listing image, pixels
-    window_scores: tuple[float, ...] = ()  # per feature-map window (embed.WINDOWS), its best cosine to a reference
-    prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (prototypes.py)
-    likeness: float | None = None  # best cosine to the index's synthetic listings (likeness.py); None: not measured
+    window_scores: tuple[float, ...] = ()  # per window (features.pooling.WINDOWS): its best cosine to a reference
+    prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (index.prototypes)
+    likeness: float | None = None  # best cosine to the index's synthetic listings (index.likeness); None: not measured
     dismissed: bool = False  # unlike the catalog's listings: expensive stages skipped, scored as if they found nothing
 
     @property
@@ -78,9 +78,10 @@ BRAND_FEATURES = [
 ]
 GLOBAL_BRAND_FEATURES = 6
 # Features whose direction is known: colours that differ more never make a match likelier, hues that agree more
-# never make it less likely. The full brand model is fitted under these signs (``score.fit_logistic``): fitted
-# freely, the colour differences' three correlated statistics took weights of both signs, and a sister carton
-# with a differently coloured band (colour_patch 0.84, where genuine photos stay below 0.2) scored 0.96.
+# never make it less likely. The full brand model is fitted under these signs (``index.scorer.fit_logistic``):
+# fitted freely, the colour differences' three correlated statistics took weights of both signs, and a sister
+# carton with a differently coloured band, its patch difference far above genuine photos', scored as a near-certain
+# match (figures: docs/benchmarks.md).
 BRAND_FEATURE_SIGNS = {"colour_distance": -1, "colour_patch": -1, "colour_mismatch": -1, "hue_agreement": +1}
 COPY_FEATURES = [
     "sim", "margin_next_ref", "sim_minus_background", "background_sim",
@@ -94,7 +95,7 @@ def brand_feature_signs() -> np.ndarray:
     return np.array([BRAND_FEATURE_SIGNS.get(name, 0) for name in BRAND_FEATURES], np.float64)
 
 
-CHANCE_INLIERS = 5  # RANSAC fits a homography to any 4 matches: unrelated photos reach ~5 inliers by chance
+CHANCE_INLIERS = 5  # RANSAC fits a homography to any 4 matches: unrelated photos reach about this many by chance
 
 
 def _log_count(count: int) -> float:
@@ -145,7 +146,7 @@ def brand_feature_rows(ev: ListingEvidence) -> tuple[list[str], list[int], np.nd
     inlier_value = {id(c): _log_count(c.inliers) for c in ev.candidates}
     best_inl = {b: max(inlier_value[id(c)] for c in cs) for b, cs in by_brand.items()}
     best_distinct = {b: max(_log_count(c.distinctive) for c in cs) for b, cs in by_brand.items()}
-    # the colours of the brand's best-aligned measured reference (most inliers: colour.py), in units of 100
+    # the colours of the brand's best-aligned measured reference (most inliers: features.colour), in units of 100
     aligned = {b: max((c for c in cs if c.colour_distance is not None), key=lambda c: c.inliers, default=None)
                for b, cs in by_brand.items()}
     colour = {b: None if c is None else (c.colour_distance.typical / 100.0, c.colour_distance.patch / 100.0,

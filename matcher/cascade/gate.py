@@ -5,18 +5,18 @@ It reads only what that stage already has (no extra CNN pass):
 
 - the global brand model's best score (as a logit), the best whole-image cosine and the similarity to the
   index's background photos;
-- the best cosine between any reference and five *feature-map windows* of the listing (``embed.WINDOWS``: parts
-  of the CNN's last feature map, pooled), a coarse look at a product shown small inside a collage, a
-  screenshot or a scene, which the whole-image descriptor misses.
+- the best cosine between any reference and five *feature-map windows* of the listing
+  (``features.pooling.WINDOWS``: parts of the CNN's last feature map, pooled), a coarse look at a product shown
+  small inside a collage, a screenshot or a scene, which the whole-image descriptor misses.
 
-A logistic model over these features is fitted at index build on the synthetic listings (``calibrate.py``): its
+A logistic model over these features is fitted at index build on the synthetic listings (``building.calibration``): its
 positives are the synthetic copies and same-product listings that the *full* cascade detects (brand score of
 their true brand >= the operating threshold); listings the expensive stages would not rescue anyway are not
 worth protecting. The gate threshold keeps ``GATE_RECALL`` of those positives.
 
-A listing that passes must also be *like* the catalog's listings (``likeness.py``: its best cosine to the index's
-synthetic listings at least the index's likeness threshold, which keeps ``likeness.LIKENESS_RECALL`` of the
-positives). One that is not is *dismissed*: everyday photos that merely share a colour or layout with some
+A listing that passes must also be *like* the catalog's listings (``index.likeness``: its best cosine to the
+index's synthetic listings at least the index's likeness threshold, which keeps ``index.likeness.LIKENESS_RECALL``
+of the positives). One that is not is *dismissed*: everyday photos that merely share a colour or layout with some
 reference, whose global score can be high, skip the expensive stages too but are scored by the full models as if
 those stages found nothing (no inliers, no closer region), which is what the stages find for such photos.
 """
@@ -59,7 +59,7 @@ def passes_gate(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
 
 
 def alike(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
-    """bool (n,): which listings look like the catalog's listings (``likeness.py``); all of them when the index
+    """bool (n,): which listings look like the catalog's listings (``index.likeness``); all of them when the index
     has no likeness threshold or a listing's likeness was not measured."""
     threshold = scorer.likeness_threshold
     return np.asarray([threshold is None or ev.likeness is None or ev.likeness >= threshold for ev in evidence],

@@ -13,12 +13,13 @@ from .evidence import NOT_VERIFIED, ListingEvidence
 def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvidence, top: int,
                      hidden_brands: frozenset[str] = frozenset(), mirror_unless: int = 0) -> None:
     """SIFT-verify the ``top`` candidates (by region similarity) of one listing that are not verified yet, mirror
-    image included (unless ``mirror_unless``), and count the inliers that no other brand shares (``shared.py``).
+    image included (unless ``mirror_unless``), and count the inliers that no other brand shares
+    (``index.shared_keypoints``).
 
-    query : the listing's local features (``verify.extract_local_features``)
+    query : the listing's local features (``features.sift.extract_local_features``)
     hidden_brands : brands hidden from this listing (calibration): their shared keypoints do not count as shared
     mirror_unless : skip the mirror image when the listing as it is verifies a candidate with this many inliers
-        (``verify.verify_against``; 0: never)
+        (``features.sift.verify_against``; 0: never)
     """
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
@@ -33,8 +34,8 @@ def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvid
 
 
 def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEvidence) -> None:
-    """The colour checks of ``colour.py``: every candidate's ``hue_agreement`` (the hues of the listing's centre
-    against the reference's), and ``colour_distance`` for those verified with enough inliers."""
+    """The colour checks of ``features.colour``: every candidate's ``hue_agreement`` (the hues of the listing's
+    centre against the reference's), and ``colour_distance`` for those verified with enough inliers."""
     listing_pixels = colour_pixels(image)
     listing_hues = hue_histogram(listing_pixels)
     for c, hues in zip(ev.candidates, refs.reference_hues([c.ref_id for c in ev.candidates])):

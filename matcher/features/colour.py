@@ -12,7 +12,7 @@ is small for lighting and saturation changes, which keep the hue. Another colour
 orange) is a large angle between two saturated colours. Three statistics are kept (``ColourDifference``): the
 *typical* difference (median) near the inliers, for a package of another colour; the *mismatch*, the share of the
 points near the inliers where both colours are saturated and their hues lie more than ``MISMATCH_DEGREES`` apart
-(a green carton against a yellow one: 40-50 degrees, which the typical difference compresses to a few units); and
+(a green carton against a yellow one: a clear angle, which the typical difference compresses to little); and
 the *patch* difference (90th percentile) over a wider area, for a variant that keeps the logo and most of the
 package but changes a band or a picture (two cartons of one dairy: the logo verifies, the variant's coloured band
 does not agree).
@@ -22,7 +22,7 @@ histograms of hue angles over the centres of the listing and of the reference (w
 product), compared by their overlap (``hue_histogram``, ``hue_agreement``): a green pepper against yellow ones.
 
 Both images are compared small: the listing at ``COLOUR_SIDE`` pixels on its longer side, the reference through its
-stored thumbnail (``images.thumbnail_jpeg``).
+stored thumbnail (``inputs.images.thumbnail_jpeg``).
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ PATCH_PERCENTILE = 90  # the patch difference: this percentile of the wider grid
 MIN_POINTS = 50  # grid points that must land inside the listing for a measurement
 MISMATCH_CHROMA = 20.0  # a*, b* length both colours of a point need for its hues to count in the mismatch
 MISMATCH_DEGREES = 35.0  # hue angle beyond which two saturated colours count as different (white balance and
-# lighting turn a saturated colour's hue by less; devbench's other photos of the same product stay below a share
-# of 0.2 of such points, a green sister carton against a yellow one measures ~0.3)
+# lighting turn a saturated colour's hue by less, so other photos of the same product have few such points and a
+# sister carton of another colour has more; figures: docs/benchmarks.md)
 
 
 def colour_pixels(image: Image.Image, long_side: int = COLOUR_SIDE) -> np.ndarray:
@@ -81,9 +81,9 @@ def colour_distance(listing_rgb: np.ndarray, listing_size: tuple[int, int], refe
                     reference_size: tuple[int, int], listing_points: np.ndarray,
                     reference_points: np.ndarray) -> ColourDifference | None:
     """Hue differences (module docstring) where the inliers' homography aligns the two photos; None when they
-    cannot be measured. On devbench, edited copies measure a typical difference <= 1, other photos of the same
-    product mostly < 1 (at most 2.6), orange juice against its apple sister 2-5; the patch difference of another
-    dairy variant against its sister is mostly > 10, of other photos of the same product mostly < 10.
+    cannot be measured. Edited copies and other photos of the same product measure small differences, a sister
+    product of another colour a larger typical one, and a variant with another coloured band a larger patch one
+    (figures: docs/benchmarks.md).
 
     listing_rgb, reference_rgb : small copies (``colour_pixels``) of images whose original sizes are
         ``listing_size`` and ``reference_size`` (width, height, pixels)
@@ -146,7 +146,7 @@ _RGB_TO_WHITE_XYZ = np.array([[0.412453, 0.357580, 0.180423],
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     """(n, 3) uint8 sRGB -> (n, 2) float64 CIELAB a*, b*, grey at 0 (within 0.4 of OpenCV's conversion, which
-    builds lookup tables on first use: ~0.15 s once per process, more than a scan's colour checks of a batch)."""
+    builds lookup tables on first use, a once-per-process cost larger than a batch's colour checks)."""
     linear = np.asarray(rgb, np.float64).reshape(-1, 3) / 255.0
     linear = np.where(linear <= 0.04045, linear / 12.92, ((linear + 0.055) / 1.055) ** 2.4)
     xyz = linear @ _RGB_TO_WHITE_XYZ.T

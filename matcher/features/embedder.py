@@ -52,14 +52,14 @@ class Embedder:
     runtime : str
         ``"auto"`` (on the CPU: OpenVINO in bf16 where the CPU has bf16 instructions, else ONNX Runtime when
         installed; torch otherwise or on a GPU), ``"onnx"``, ``"torch"``, ``"bf16"`` (OpenVINO) or ``"int8"``
-        (ONNX Runtime on a statically quantised graph, ~2x faster on the CPU). bf16 and int8 vectors are not
-        fp32's, so an index records which family made it (``runtime.py``).
+        (ONNX Runtime on a statically quantised graph, faster on the CPU). bf16 and int8 vectors are not
+        fp32's, so an index records which family made it (``runtimes.py``).
     region_runtime : str
         What embeds the cascade's region crops (``describe_regions``): ``"auto"`` (the int8 graph when the CNN
         runs fp32 on ONNX Runtime, else the same runner), ``"int8"`` or ``"same"``. Region crops only bring up
         candidates and a similarity feature of the scorer, which the index fits on crops embedded this way (its
-        manifest records the family); int8 crops made scans of marketplace-like traffic ~12% faster and moved
-        devbench's metrics by <= 0.004 (mean of three build seeds).
+        manifest records the family); int8 crops make scans of marketplace-like traffic faster at a cost in
+        accuracy within the spread between build seeds (figures: docs/benchmarks.md).
     """
 
     def __init__(self, config: DescriptorConfig = DescriptorConfig(), *, threads: int | None = None,

@@ -1,8 +1,8 @@
 """Lowe ratio-test matching of RootSIFT descriptors, the bulk of SIFT verification's cost.
 
 Every query keypoint needs its nearest and second-nearest reference keypoint. A dense (n, m) similarity matrix
-per pair does it, and in fp32 it took as long as the CNN (a 460 x 870 pair: ~0.6 ms of one core's GEMM at full
-AVX-512 speed, some 25 pairs per listing in doubt). Here the matrix is only used to *rank*:
+per pair does it, and in fp32 it cost about as much as the CNN on a listing in doubt, which verifies many pairs.
+Here the matrix is only used to *rank*:
 
 1. descriptors are halved to 7 bits (0..127) and multiplied as integers on ONNX Runtime's int8 kernels
    (``MatMulInteger``, VNNI where the CPU has it; 7-bit values cannot saturate the 16-bit sums of the older
@@ -11,10 +11,10 @@ AVX-512 speed, some 25 pairs per listing in doubt). Here the matrix is only used
 3. the cosines of those few pairs are recomputed exactly from the full 8-bit descriptors (integer dot products,
    exact in float32, over the two norms), and the ratio test runs on them.
 
-The halving moves a cosine by 0.004 on average (0.014 at most over devbench queries against random references).
-That can reorder near-ties among a keypoint's runners-up, but the ratio test only accepts a keypoint whose best
-match stands clear of the rest, and there the exact best two are among the ``RANKED``: on 600 devbench pairs the
-accepted matches were the fp32 matrix's but for 2 of 4,251. Cost: 0.80 against 1.32 ms per pair on one core.
+The halving moves a cosine only slightly. That can reorder near-ties among a keypoint's runners-up, but the
+ratio test only accepts a keypoint whose best match stands clear of the rest, and there the exact best two are
+among the ``RANKED``: the accepted matches are the fp32 matrix's but for rare exceptions, at a clearly lower cost
+per pair (figures: docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Descriptors:
 
 
 def prepare(descriptors: np.ndarray) -> Descriptors:
-    """(n, 128) uint8 RootSIFT descriptors -> Descriptors (~0.1 ms per 1,000 rows)."""
+    """(n, 128) uint8 RootSIFT descriptors -> Descriptors (cheap next to the matching itself)."""
     halved = np.ascontiguousarray(descriptors >> 1)
     counts = descriptors.astype(np.float32)
     return Descriptors(counts=counts, norms=np.sqrt(np.einsum("nd,nd->n", counts, counts)) + np.float32(1e-7),
@@ -102,8 +102,8 @@ def _integer_products(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def load_int8_matcher():
     """A one-node ONNX Runtime graph, ``MatMulInteger``, built once per process. One intra-op thread:
     verification already runs on several threads, one per listing. ``run`` is thread-safe. ``Matcher.open``
-    calls it, so that importing onnx (about a second) is paid when an index is opened, not by ``import matcher``
-    nor by the first listing in doubt."""
+    calls it, so that importing onnx (slow) is paid when an index is opened, not by ``import matcher`` nor by the
+    first listing in doubt."""
     import onnx
     from onnx import TensorProto, helper
     import onnxruntime

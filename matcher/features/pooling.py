@@ -8,8 +8,8 @@ import numpy as np
 
 
 def powered(feature_map: np.ndarray, p: float) -> np.ndarray:
-    """max(x, 1e-6) ** p elementwise, float32 (n, c, h, w); integer p by multiplication (several times faster
-    than a float power)."""
+    """max(x, 1e-6) ** p elementwise, float32 (n, c, h, w); integer p by multiplication (much cheaper than a
+    float power)."""
     clipped = np.maximum(feature_map, np.float32(1e-6))
     if float(p).is_integer() and 1 <= p <= 4:
         out = clipped.copy()

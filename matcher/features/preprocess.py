@@ -14,7 +14,7 @@ def resize_square(image: Image.Image, size: int) -> np.ndarray:
     """An RGB image resized to size x size pixels, bilinear with antialiasing -> (size, size, 3) uint8.
 
     PIL's ``Image.resize(..., BILINEAR)`` computed by torch's uint8 kernel: the same filter, values within one
-    level of PIL's, at a third of its cost.
+    level of PIL's, for much less CPU (figures: docs/benchmarks.md).
     """
     import torch  # loaded with the model; imported here so that importing this package does not load it
 

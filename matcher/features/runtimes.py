@@ -5,7 +5,7 @@ exported from the same torch module on first use and cached on disk, keyed by th
 never drift from the weights. ONNX Runtime and PyTorch compute in fp32 and agree to cosine >= 0.999, so they
 share the runtime *family* ``"fp32"`` that index manifests record: vectors from either are compatible. The
 other families are their own: OpenVINO computing in bfloat16 on CPUs that have bf16 instructions (``BF16_FAMILY``,
-~1.8x ONNX Runtime's fp32 where measured) and ONNX Runtime on a statically quantised graph (``INT8_FAMILY``).
+faster than ONNX Runtime's fp32) and ONNX Runtime on a statically quantised graph (``INT8_FAMILY``).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class OnnxRunner(FeatureRunner):
         if threads:
             options.intra_op_num_threads = threads
         # idle CNN threads sleep instead of spinning: the cores go to decoding, SIFT, search and verification
-        # between batches (measured +5-10% listings/s on a 2-core scan)
+        # between batches (figures: docs/benchmarks.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -103,9 +103,9 @@ class OnnxRunner(FeatureRunner):
 class OpenVinoRunner(FeatureRunner):
     """The fp32 ONNX graph compiled by OpenVINO's CPU plugin with bfloat16 inference precision: on a CPU with
     bf16 instructions (AVX512_BF16 or AMX) its matrix products round inputs to bf16 and accumulate in fp32.
-    Raw descriptors agree with fp32's to cosine ~0.999 (mean over demo photos; min 0.998), at ~1.8x ONNX
-    Runtime's fp32 speed for the network alone on a 2-core AMD EPYC (Zen 4; ~1.6x with the images' resizing).
-    The compiled model is cached beside the ONNX graph."""
+    Raw descriptors stay close to fp32's, though not close enough to share its family, and the network runs
+    markedly faster than ONNX Runtime's fp32 (figures: docs/benchmarks.md). The compiled model is cached beside
+    the ONNX graph."""
 
     name = "openvino-bf16"
     family = BF16_FAMILY
@@ -170,9 +170,9 @@ def quantize_int8(source: Path, spec: BackboneSpec, path: Path, *, calibration_i
     """Static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations) of an fp32 ONNX graph.
 
     Weights use 7 bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 x int8 with an instruction
-    (VPMADDUBSW) whose int16 sums saturate with full-range weights, which bent EfficientNet's descriptors
-    (cosine to fp32 0.90 on an AVX2 CPU, 0.97 with 7-bit weights), and the same graph gave different vectors
-    on CPUs with and without VNNI.
+    (VPMADDUBSW) whose int16 sums saturate with full-range weights, which bent EfficientNet's descriptors far
+    from fp32's (much less with 7-bit weights), and the same graph gave different vectors on CPUs with and
+    without VNNI (figures: docs/benchmarks.md).
 
     Calibration: ``calibration_images`` crops of the bundled scikit-image photos (fixed seed), so the result
     depends only on the weights and this recipe (``INT8_FAMILY``). Written to a temp file, then renamed.

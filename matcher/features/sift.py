@@ -242,8 +242,9 @@ def _verify_one(
     src = _working_frame(query)[query_idx]
     dst = _working_frame(reference)[ref_idx]
     # USAC_ACCURATE (graph-cut RANSAC with local optimisation) gives the same inlier
-    # counts as cv2.RANSAC on the demo catalog but is 20x faster on pairs with few
-    # true matches, and it is deterministic (fixed internal random seed).
+    # counts as cv2.RANSAC on the demo catalog but is much faster on pairs with few
+    # true matches (figures: docs/benchmarks.md), and it is deterministic (fixed
+    # internal random seed).
     homography, mask = cv2.findHomography(
         src, dst, cv2.USAC_ACCURATE, ransac_px, maxIters=2000, confidence=0.995
     )

@@ -1,6 +1,6 @@
 """Listing likeness: does a listing look like *any* listing of this catalog's products at all?
 
-The cascade's gate (``gate.py``) compares a listing with the catalog's references, and against a catalog of a
+The cascade's gate (``cascade.gate``) compares a listing with the catalog's references, and against a catalog of a
 few hundred references that is not enough to stop everyday photos: the weakest genuine listings (a product small
 inside a screenshot or a collage, a dim photo of a shelf) have global evidence as weak as a photo of a dog.
 What they do have is *kind*: a screenshot of a product looks like the index's synthetic screenshots of its other
@@ -8,7 +8,7 @@ products, a shelf photo like its other shelf photos, while a dog looks like none
 
 So the index keeps the raw CNN descriptors (before whitening, which emphasises what tells references apart, not
 what kind of photo they are) of the synthetic listings the build made from its references (edited copies and
-re-photographed views, ``calibrate.make_listings``; ``index add`` makes them for new references). A listing's
+re-photographed views, ``building.calibration.make_listings``; ``index add`` makes them for new references). A listing's
 *likeness* is its best cosine to any of them. At build, each synthetic listing's likeness is measured without the
 listings made from the same reference (a real listing never has its own edits in the index), and the likeness
 threshold keeps ``LIKENESS_RECALL`` of the listings worth the expensive stages; a listing below it skips them.
@@ -29,7 +29,7 @@ LIKENESS_RECALL = 0.999
 class ListingLikeness:
     """Raw descriptors of synthetic listings, and the reference each was made from.
 
-    vectors : float32 (m, D), L2-normalised raw CNN descriptors (``embed.Embedder.describe``)
+    vectors : float32 (m, D), L2-normalised raw CNN descriptors (``features.embedder.Embedder.describe``)
     sources : int64 (m,), the reference id each listing was made from
     """
 

@@ -2,9 +2,9 @@
 
 A listing that shows a catalog product in a new photo (not an edited copy of any reference) is often closer to
 the brand's references *on average* than to any single one of them: the single nearest reference of a look-alike
-product can beat every photo of the right one, while the look-alike's other photos fall behind. On devbench's
-same-product queries, the nearest brand by whitened global descriptor is right 65% of the time when brands are
-ranked by their best reference and 74% when ranked by their prototype.
+product can beat every photo of the right one, while the look-alike's other photos fall behind. So brands ranked
+by their prototype find the right one for such listings more often than brands ranked by their best reference
+(figures: docs/benchmarks.md).
 
 The prototype of a brand is the normalised sum of its whitened reference vectors. It is derived from the index's
 vectors when a version is loaded (nothing extra on disk), so adding or removing references updates it.

@@ -24,7 +24,7 @@ from .whitening import Whitening
 
 THUMBNAILS = "thumbnails.npz"
 HUE_HISTOGRAMS = "hue_histograms.npz"  # the thumbnails' hue histograms, so that a scan need not compute them
-COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps decoded (~58 KB each)
+COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps decoded (tens of KB each)
 
 
 @dataclass
@@ -36,13 +36,13 @@ class ReferenceIndex:
     raw_descriptors : float32 (n, D), kept to refit whitening
     background : whitened background-photo vectors float32 (m, d)
     local_features : one LocalFeatures per reference, same order
-    shared_keypoints : per reference, the keypoints other brands share (``shared.py``), same order
+    shared_keypoints : per reference, the keypoints other brands share (``shared_keypoints.py``), same order
     prototypes : each brand's references averaged (``prototypes.py``), derived from ``vectors`` on creation;
         None when ``with_prototypes`` is False
-    thumbnails : reference id -> small JPEG (``images.thumbnail_jpeg``) for reports; filled when building and
+    thumbnails : reference id -> small JPEG (``inputs.images.thumbnail_jpeg``) for reports; filled when building and
         saving, not loaded by ``open`` (use ``load_thumbnails``)
-    hue_histograms : reference id -> hue histogram of its thumbnail (``colour.hue_histogram``), or None for a grey
-        photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
+    hue_histograms : reference id -> hue histogram of its thumbnail (``features.colour.hue_histogram``), or None
+        for a grey photo; computed when saving, loaded by ``open`` (use ``reference_hues``)
     likeness : raw descriptors of the synthetic listings made from the references (``likeness.py``), for the gate;
         empty for an index saved before them
     folder : the version folder the files were read from (thumbnails are read from it on demand); None in memory
@@ -94,7 +94,7 @@ class ReferenceIndex:
     # ---------------------------------------------------------------- writing
     def save_into(self, folder: Path) -> None:
         """Write the references' files into a version folder (the scorer and manifest.json are written beside them
-        by ``publishing``)."""
+        by ``building.publishing``)."""
         store.write_references(folder / "references.csv", self.references)
         self.index.save(folder / "vectors.faiss")
         np.save(folder / "raw_descriptors.npy", self.raw_descriptors)
@@ -119,8 +119,8 @@ class ReferenceIndex:
         return self.thumbnails
 
     def reference_pixels(self, ref_id: int) -> np.ndarray | None:
-        """The reference's thumbnail as ``colour.thumbnail_pixels`` (uint8 (h, w, 3)), decoded once while it stays
-        among the COLOUR_CACHE most recently used; None without a thumbnail. Safe from several threads."""
+        """The reference's thumbnail as ``features.colour.thumbnail_pixels`` (uint8 (h, w, 3)), decoded once while
+        it stays among the COLOUR_CACHE most recently used; None without a thumbnail. Safe from several threads."""
         with self._colour_lock:
             if ref_id in self.colour_cache:
                 self.colour_cache.move_to_end(ref_id)
@@ -134,7 +134,7 @@ class ReferenceIndex:
         return pixels
 
     def reference_hues(self, ref_ids) -> list[np.ndarray | None]:
-        """Hue histograms (``colour.hue_histogram``) of references' thumbnails, as stored or else computed once
+        """Hue histograms (``features.colour.hue_histogram``) of references' thumbnails, as stored or else computed once
         per reference; None for a grey photo or a reference without a thumbnail."""
         for ref_id in ref_ids:
             if ref_id not in self.hue_histograms:  # only then are the thumbnails needed

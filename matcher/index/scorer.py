@@ -1,14 +1,15 @@
 """The calibrated scorer an index keeps: logistic models fitted at build, with the operating threshold.
 
-Evidence features (``evidence.py``) go through small logistic models fitted at index build on synthetic
-listings made from the catalog itself (``calibrate.py``), so a score is a probability with one meaning for every
-listing and brand:
+Evidence features (``cascade.evidence``) go through small logistic models fitted at index build on synthetic
+listings made from the catalog itself (``building.calibration``), so a score is a probability with one meaning for
+every listing and brand:
 
 - ``brand score``: P(the listing shows this brand's product: an edited copy or another photo of it);
 - ``copy score``: P(the listing is an edited copy of this very reference photo).
 
 Each comes in two flavours: a *global* model that reads only the cheap global-descriptor features, used for
 listings that the cascade never verifies, and a *full* model that also reads regions and local-feature inliers.
+The cascade turns scores into verdicts in ``cascade.scoring``.
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class Scorer:
     copy_full: LogisticModel
     threshold: float = 0.5
     verify_gate: float = 0.02  # without a gate model: global brand scores below this skip the expensive stages
-    gate: LogisticModel | None = None  # gate.py: P(worth the expensive stages) from cheap features
+    gate: LogisticModel | None = None  # cascade.gate: P(worth the expensive stages) from cheap features
     gate_threshold: float = 0.0
     likeness_threshold: float | None = None  # likeness.py: listings less like the catalog's skip the expensive stages
 

@@ -23,8 +23,8 @@ from ..features.sift import LocalFeatures, mirror_features, verify_pair
 
 SharedKeypoints = list[dict[str, np.ndarray]]
 
-NEIGHBOURS = 10  # other-brand references verified against each reference
-MIN_SHARED_INLIERS = 10  # a match with fewer inliers marks nothing (chance matches reach ~5)
+NEIGHBOURS = 10  # other-brand references verified against each reference (builds pass BuildSettings.shared_neighbours)
+MIN_SHARED_INLIERS = 10  # a match with fewer inliers marks nothing (chance matches stay well below it)
 
 
 def find_shared_keypoints(vectors: np.ndarray, brands: Sequence[str], local_features: Sequence[LocalFeatures],
@@ -32,7 +32,7 @@ def find_shared_keypoints(vectors: np.ndarray, brands: Sequence[str], local_feat
                           min_inliers: int = MIN_SHARED_INLIERS) -> SharedKeypoints:
     """For each reference (row of ``vectors``, float32 (n, d) whitened), which of its keypoints other brands share.
 
-    Costs ``n * neighbours`` SIFT verifications (~2 ms each).
+    Costs ``n * neighbours`` SIFT verifications (figures: docs/benchmarks.md).
     """
     n = len(brands)
     shared: SharedKeypoints = [{} for _ in range(n)]

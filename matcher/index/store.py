@@ -12,7 +12,11 @@ Layout of an index folder::
           raw_descriptors.npy      float32 (n, D) raw descriptors, kept so whitening can be refitted
           whitening.npz            mean (D,), projection (D, d)
           background.npy           float32 (m, d) whitened background-photo vectors
-          local_features.npz       packed SIFT features of the references (verify.pack_features)
+          local_features.npz       packed SIFT features of the references (features.sift.pack_features)
+          shared_keypoints.npz     keypoints each reference shares with other brands (shared_keypoints.py)
+          likeness.npz             raw descriptors of the build's synthetic listings, float16 (likeness.py)
+          thumbnails.npz           small JPEG of each reference, for reports and the colour check
+          hue_histograms.npz       the thumbnails' hue histograms (features.colour.hue_histogram)
           scorer.json              calibrated models and the operating threshold
 
 A version is written into a temporary folder, fsynced, renamed into ``versions/``, and only then is ``CURRENT``
@@ -35,7 +39,7 @@ from ..inputs.images import file_sha256
 
 FORMAT_VERSION = 9  # 2: shared_keypoints.npz; 3: the scorer reads brand-prototype features; 4: colour check;
 #                    5: hue agreement; 6: colour patch difference; 7: scorer calibrated on 3 region crops of 5;
-#                    8: colour mismatch share; 9: inlier counts above chance level (evidence.CHANCE_INLIERS)
+#                    8: colour mismatch share; 9: inlier counts above chance level (cascade.evidence.CHANCE_INLIERS)
 POINTER = "CURRENT"
 VERSIONS = "versions"
 TEMP_PREFIX = ".tmp-"

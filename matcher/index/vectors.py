@@ -16,21 +16,20 @@ Two structures, chosen by size with ``VectorIndex.for_vectors(dim, n)``:
   existing cells, so an index that grew far beyond (or drifted from) what it was trained on should be rebuilt
   (``matcher index build``, and ``add``/``remove`` already rebuild the structure from all vectors).
 
-Why the threshold and the default nprobe (``scripts/bench_index.py``: real whitened EfficientNet-Lite0
-embeddings of augmented references, d=256, one CPU thread, FAISS 1.15; its docstring says how they are made):
+Why the threshold and the default nprobe (measured with ``scripts/bench_index.py`` on real whitened
+EfficientNet-Lite0 embeddings of augmented references; figures: docs/benchmarks.md):
 
 - A flat query reads all n x d x 4 bytes. For the batch sizes the engine issues (1 to a few hundred queries:
   ``matcher scan`` matches 32 listings at a time, plus 10 region crops per doubtful listing) FAISS does not use
-  BLAS and a flat query costs ~0.6-0.8 ms per 10k vectors: ~6 ms at 100k, ~15 ms at 200k, ~76 ms at 1M
-  (only batches of ~1,000 queries get the BLAS path, ~0.04 ms per 10k). Embedding the listing photo costs ~5-12 ms
-  on one core. Up to ~100k vectors flat search is cheaper than the CNN and exact, needs no training and builds
-  instantly, so an approximate index buys nothing; beyond it the search, not the CNN, becomes the cost of a
-  scan and grows linearly with the catalog. Hence ``FLAT_MAX = 100_000``.
-- Above it IVF with nlist = 4 sqrt(n) and ``nprobe = 32`` reached recall@10 0.9988-0.9998 against flat at
-  100k-1M vectors (nprobe 16: 0.996-0.999, 8: 0.989-0.996) at ~0.2 ms per query at 100k and ~1 ms at 1M; the
-  margin above 0.98 is deliberate, since a catalog more varied than the benchmark's is harder for IVF. Build
-  (k-means on <= 64 vectors per cell, then assignment) takes ~5 s at 100k and ~55 s at 1M on one core, small
-  next to embedding that many photos; memory is the same as flat (vectors stored uncompressed) plus ids.
+  BLAS, so a flat query's cost grows linearly with n. Up to ~100k vectors flat search costs less than embedding
+  the listing photo, is exact, needs no training and builds instantly, so an approximate index buys nothing;
+  beyond it the search, not the CNN, becomes the cost of a scan and grows linearly with the catalog. Hence
+  ``FLAT_MAX = 100_000``.
+- Above it IVF with nlist = 4 sqrt(n) and ``nprobe = 32`` keeps recall@10 against flat well above 0.98 up to 1M
+  vectors (smaller nprobe loses recall) at a small fraction of a flat query's cost; the margin above 0.98 is
+  deliberate, since a catalog more varied than the benchmark's is harder for IVF. Build (k-means on <= 64 vectors
+  per cell, then assignment) is small next to embedding that many photos; memory is the same as flat (vectors
+  stored uncompressed) plus ids.
 """
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def check_listing_prices(source: str | Path, columns: Sequence[str]) -> None:
     """Fail fast, before a scan starts, on a listings manifest whose ``price`` column holds something that is
     not a price (empty cells are fine: the price is then unknown). Folders and .txt manifests have no prices.
 
-    columns : the manifest's columns (``listings.manifest_columns``), which the scan has already read
+    columns : the manifest's columns (``manifest_columns`` of ``listings.py``), which the scan has already read
     """
     if "price" not in columns:
         return

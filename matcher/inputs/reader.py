@@ -3,15 +3,15 @@
 While the main process runs the model on batch n, workers read, hash and decode batches n+1 .. n+ahead; results
 come back in input order and memory stays bounded by ahead + 1 batches. ``workers=0`` decodes in this process, in
 a thread one batch ahead of the consumer (PIL releases the GIL while it decodes, so decoding overlaps the model and
-the cascade's single-threaded Python: +14% listings/s on a 2-core marketplace scan).
+the cascade's single-threaded Python; figures: docs/benchmarks.md).
 Workers come from a forkserver (spawn where there is none), never from forking the main process, whose ONNX
 Runtime / torch threads may hold locks a forked child would wait on forever. The forkserver imports ``matcher``
-once (~3 s, ~400 MB: it pulls in torch); workers fork from it in milliseconds. So with ``workers=None`` the pool
-starts once waiting for the reading thread takes >= 10% of the consumer's time, and until it answers batches are
-decoded here. Like any multiprocessing code, a script that scans needs ``if __name__ == "__main__":``. A listing
-that kills its worker (segfault, out of memory) breaks the pool: it is recreated, results already back are kept,
-the rest of the batch is decoded one at a time to find the culprit (an ``unreadable`` row), later batches are
-resubmitted.
+once, which is slow and large (it pulls in torch); workers then fork from it quickly. So with ``workers=None`` the
+pool starts only once waiting for the reading thread takes >= WORTH_IT (10%) of the consumer's time, and until it
+answers batches are decoded here. Like any multiprocessing code, a script that scans needs
+``if __name__ == "__main__":``. A listing that kills its worker (segfault, out of memory) breaks the pool: it is
+recreated, results already back are kept, the rest of the batch is decoded one at a time to find the culprit (an
+``unreadable`` row), later batches are resubmitted.
 Each decoding process remembers the digests it decoded: a repeat comes back as ``image=None``, and the scan
 reuses the earlier listing's match.
 """
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 # Decoded listings keep their shorter side >= 512 px: JPEGs decode at 1/2, 1/4 or 1/8 scale (DCT scaling, nearly
 # free), other formats are box-reduced by an integer factor. 512 because region search embeds half-size windows
 # at 224 px and SIFT verification works on a copy whose longer side is 320 px (CascadeSettings.sift_long_side):
-# neither upsamples a reduced image, so matching keeps the detail of a full decode, while a 12-megapixel photo
-# costs 1/16-1/64 of the pixels to decode, hold and send between processes.
+# neither upsamples a reduced image, so matching keeps the detail of a full decode, while a large phone photo
+# costs a small fraction of its pixels to decode, hold and send between processes (figures: docs/benchmarks.md).
 DRAFT_SIDE = 512
 MAX_WORKERS = 8  # decoding costs a fraction of the model: more processes would only add memory
 SEEN_LIMIT = 4096  # sha256 digests each decoding process remembers
@@ -217,7 +217,7 @@ class DecodePool(contextlib.AbstractContextManager):
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
-            context.set_forkserver_preload(["matcher.reader"])  # no effect once the forkserver runs
+            context.set_forkserver_preload([__name__])  # no effect once the forkserver runs
         executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
         try:
             executor.submit(_worker_read, "", "<ping>").result()  # (None, not_found)

@@ -1,8 +1,8 @@
 """HTML report stage: a results file (+ its index) -> one self-contained HTML page for a human reviewer.
 
-``write_report`` reads the rows (``writers.read_results``), keeps the suspects (ok rows whose verdict is
+``write_report`` reads the rows (``scan.writers.read_results``), keeps the suspects (ok rows whose verdict is
 ``copy`` or ``same_product``) in suspicion order, writes JPEG thumbnails of their listing and reference photos
-into ``<report stem>_files/`` beside the page, and renders the page (``page.render_page``). The page
+into ``<report stem>_files/`` beside the page, and renders the page (``render_page`` of ``page.py``). The page
 needs no server and no network: CSS and JS are inlined from ``matcher/report/assets``.
 
 A listing or reference photo that cannot be read becomes a placeholder box on the page, never an error.

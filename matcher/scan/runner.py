@@ -1,7 +1,7 @@
 """Batch scan: listings -> (read, decode) -> match -> one result row per input, flushed as it goes.
 
 ``reader -> mapper -> writer``: listings stream from a folder or manifest, are read, hashed and decoded in
-batches by worker processes (``reader.py``) while the main process matches the batch before with a ``Matcher``;
+batches by worker processes (``inputs.reader``) while the main process matches the batch before with a ``Matcher``;
 a ``ResultWriter`` writes the rows in input order and flushes them per batch. A bad image is a row with its
 status and reason. Byte-identical listings are matched once per scan (and decoded once per decoding process);
 each still gets its own row. With ``resume=True`` a killed scan (even ``kill -9``) continues into the same
@@ -76,7 +76,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
 
     Rows are written in input order as the scan goes; when every listing has its row and ``rank`` is set, the
-    file is rewritten most suspicious first (``ranking.rank_results``), dropping decoded rows whose suspicion
+    file is rewritten most suspicious first (``rank_results`` of ``ranking.py``), dropping decoded rows whose suspicion
     is below ``min_suspicion`` (failed rows always stay). A manifest ``price`` that is not a price is refused
     before any work, with its file:line:column.
 

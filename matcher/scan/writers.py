@@ -9,7 +9,7 @@ Two formats, chosen by the file's suffix:
   ``matches`` is stored as JSON text in its one column, so nothing is lost.
 
 Every row carries ``position`` (the listing's ordinal in its source, see
-``matcher.listings``). A scan killed at any moment and started again with
+``inputs.listings``). A scan killed at any moment and started again with
 ``resume=True`` reads the positions already written, drops a torn last line,
 and appends the rest.
 """

@@ -1,4 +1,6 @@
 """The cascade's BLAS thread limit holds inside its block only."""
+import cv2  # noqa: F401  (the libraries the cascade has loaded by the time it limits their threads)
+import faiss  # noqa: F401
 from threadpoolctl import threadpool_info
 
 from matcher.cascade.threads import one_blas_thread

@@ -12,6 +12,8 @@ from matcher.features.embedder import Embedder
 from matcher.features.runtimes import BF16_FAMILY, INT8_FAMILY, RUNTIME_FAMILY, has_bf16_cpu, make_runner, runtime_for
 from matcher.index.version import IndexVersion
 
+pytestmark = pytest.mark.slow  # runs the real CNN
+
 
 def test_bf16_descriptors_agree_with_fp32(photos):
     fp32, bf16 = Embedder(runtime="onnx"), Embedder(runtime="bf16")

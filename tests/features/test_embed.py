@@ -21,6 +21,7 @@ def test_resizing_is_pils_bilinear_filter(photos, size):
     assert difference.max() <= 1 and (difference > 0).mean() < 0.15  # rounding only
 
 
+@pytest.mark.slow  # runs the real CNN
 def test_onnx_runtime_agrees_with_the_torch_reference(photos):
     onnx, torch = Embedder(runtime="onnx"), Embedder(runtime="torch")
     assert onnx.fingerprint()["runtime"] == torch.fingerprint()["runtime"]  # one family: indexes accept either

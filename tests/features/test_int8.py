@@ -14,6 +14,8 @@ from matcher.features.runtimes import INT8_FAMILY
 from matcher.index.version import IndexVersion
 from tests.conftest import DEMO
 
+pytestmark = pytest.mark.slow  # runs the real CNN
+
 
 def test_int8_descriptors_stay_close_to_fp32(photos):
     fp32, int8 = Embedder(runtime="onnx"), Embedder(runtime="int8")

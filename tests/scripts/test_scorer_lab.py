@@ -14,6 +14,8 @@ from matcher.building.build import BuildSettings
 from matcher.evaluation.metrics import HEADLINE_KEYS, evaluate, load_benchmark, score_rows_from_results
 from matcher.scan.writers import read_results
 
+pytestmark = pytest.mark.slow  # builds an index with the real CNN
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo"
 BRANDS = ("Alpro-Fresh-Soy-Milk", "Arla-Medium-Fat-Milk")
