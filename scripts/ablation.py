@@ -9,8 +9,9 @@ verification of its global candidates); without region search; without SIFT veri
 scorer only); without distinctive inliers (no keypoints marked as shared between brands); without brand
 prototypes (index calibrated and queries scored without them); without the colour check; without whitening (index
 rebuilt on raw GeM descriptors); with the calibration's sister listings counted once instead of
-``calibrate.SISTER_WEIGHT`` times; with the full brand model's colour weights fitted freely (any sign) instead of
-under ``evidence.BRAND_FEATURE_SIGNS``; without the listing likeness (``likeness.py``: no listing is dismissed);
+``BuildSettings.sister_weight`` times; with the full brand model's colour weights fitted freely (any sign) instead of
+under ``cascade.evidence.BRAND_FEATURE_SIGNS``; without the listing likeness (``index.likeness``: no listing is
+dismissed);
 with the region crops embedded by the fp32 CNN instead of its int8 graph (``Embedder.region_runtime``).
 Each row rebuilds or reuses an index under WORK_DIR and prints the guide's
 metrics and the scan speed.
@@ -25,10 +26,8 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.evaluation.benchmark import run_benchmark  # noqa: E402
-from matcher.building.build import BuildSettings  # noqa: E402
-from matcher.evaluation.metrics import HEADLINE_KEYS  # noqa: E402
-from matcher.cascade.settings import CascadeSettings  # noqa: E402
+from matcher import BuildSettings, CascadeSettings  # noqa: E402
+from matcher.evaluation import HEADLINE_KEYS, run_benchmark  # noqa: E402
 
 KEYS = [*HEADLINE_KEYS, "listings_per_second"]
 
@@ -52,9 +51,8 @@ VARIANTS = [
     Variant("no regions", "default", BuildSettings(), CascadeSettings(regions=False)),
     Variant("no verification, no regions", "default", BuildSettings(), CascadeSettings(regions=False, verify=False)),
     Variant("no distinctive inliers", "unshared", BuildSettings(shared_neighbours=0), CascadeSettings()),
-    Variant("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False),
-            CascadeSettings(prototypes=False)),
-    Variant("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings(colour=False)),
+    Variant("no brand prototypes", "unprototyped", BuildSettings(brand_prototypes=False), CascadeSettings()),
+    Variant("no colour check", "colourless", BuildSettings(colour_check=False), CascadeSettings()),
     Variant("no whitening", "raw", BuildSettings(whitening_dim=0), CascadeSettings()),
     Variant("sister listings counted once", "unweighted", BuildSettings(sister_weight=1.0), CascadeSettings()),
     Variant("colour weights of any sign", "unsigned", BuildSettings(colour_signs=False), CascadeSettings()),

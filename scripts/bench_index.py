@@ -8,13 +8,13 @@ Usage::
 How the vectors are made (all real EfficientNet-Lite0 activations of real, augmented pixels; no random vectors):
 
 - **Sources**: the 48 demo product photos (``demo/catalog`` and ``demo/holdout``) and the 15 everyday photos of
-  ``matcher.everyday_photos()``.
+  ``matcher.inputs.everyday_photos()``.
 - **Augmented images** (seeded, ``--seed``): each picks a source at random and makes one of, with equal
-  probability, ``augment.copy_edit`` (1-3 chained copy edits: crops, overlays, screenshots, collages, mirrors,
-  recolours, ...; backgrounds = the everyday photos), ``augment.listing_edit`` of an ``edits.random_crop``
-  (area 20-100%), or a plain ``edits.random_crop`` (``edits.finish``-ed: <= 640 px, JPEG q90).
+  probability, ``matcher.building.copy_edit`` (1-3 chained copy edits: crops, overlays, screenshots, collages, mirrors,
+  recolours, ...; backgrounds = the everyday photos), ``listing_edit`` of a ``random_crop``
+  (area 20-100%), or a plain ``random_crop`` (``finish``-ed: <= 640 px, JPEG q90).
 - **Descriptors**: each augmented image is run once through the CNN at 224 x 224 exactly as
-  ``matcher.embed.Embedder`` does (ONNX Runtime, same preprocessing), giving a 1280 x 7 x 7 feature map.
+  ``matcher.features.Embedder`` does (ONNX Runtime, same preprocessing), giving a 1280 x 7 x 7 feature map.
   Its **whole-image descriptor** is the GeM (p=3) of the whole map, L2-normalised: identical to
   ``Embedder.describe``. It also gives ``--per-image - 1`` (default 24) **regional descriptors**: GeM of the
   same feature map over distinct random windows of 3..7 x 3..7 cells (a crop of >= 3/7 of each side, >= 18% of
@@ -27,7 +27,7 @@ How the vectors are made (all real EfficientNet-Lite0 activations of real, augme
   (the whole image's: ~0.39; a crop of another image: ~0.05), so regional descriptors are real, distinct views
   of the image, but not identical to embeddings of the crops. A size-n database is the first n vectors in
   generation order, so the databases are nested and each mixes whole-image and regional descriptors 1:24.
-- **Whitening**: ``matcher.whiten.fit_whitening(dim=256, shrinkage=1.0)`` (the engine's default) fitted on
+- **Whitening**: ``matcher.index.fit_whitening(dim=256, shrinkage=1.0)`` (the engine's default) fitted on
   the raw descriptors of the first chunk (1,000 images, 25k vectors), then applied to all: 256-d unit vectors,
   as an index stores them.
 - **Queries** (held out, never in a database): 1,000 listing-like images, separately seeded ``copy_edit`` or
@@ -66,6 +66,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,15 +76,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from matcher.inputs.everyday import everyday_photos
-from matcher.building import edits
-from matcher.building import augment  # noqa: E402
-from matcher.features.embedder import Embedder  # noqa: E402
-from matcher.features.pooling import gem, l2_normalise
-from matcher.features.preprocess import to_batch
-from matcher.inputs.images import load_image  # noqa: E402
-from matcher.index.vectors import VectorIndex  # noqa: E402
-from matcher.index.whitening import Whitening, fit_whitening  # noqa: E402
+from matcher.building import copy_edit, finish, listing_edit, random_crop  # noqa: E402
+from matcher.features import Embedder, gem, l2_normalise, to_batch  # noqa: E402
+from matcher.index import VectorIndex, Whitening, fit_whitening  # noqa: E402
+from matcher.inputs import everyday_photos, load_image  # noqa: E402
 
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -104,17 +100,17 @@ def augmented_image(rng: np.random.Generator, products: list, backgrounds: list)
     base = sources[int(rng.integers(len(sources)))]
     how = int(rng.integers(3))
     if how == 0:
-        return augment.copy_edit(base, rng, backgrounds)[0]
+        return copy_edit(base, rng, backgrounds)[0]
     if how == 1:
-        return augment.listing_edit(edits.random_crop(base, rng), rng)[0]
-    return edits.finish(edits.random_crop(base, rng))
+        return listing_edit(random_crop(base, rng), rng)[0]
+    return finish(random_crop(base, rng))
 
 
 def listing_query(rng: np.random.Generator, products: list, backgrounds: list):
     base = products[int(rng.integers(len(products)))]
     if rng.random() < 0.5:
-        return augment.copy_edit(base, rng, backgrounds)[0]
-    return augment.listing_edit(base, rng)[0]
+        return copy_edit(base, rng, backgrounds)[0]
+    return listing_edit(base, rng)[0]
 
 
 # ----------------------------------------------------------------------------- descriptors
@@ -245,17 +241,27 @@ def rss_bytes() -> int:
     return 0
 
 
-def serialised_bytes(index: VectorIndex) -> int:
-    import faiss
+def serialised_bytes(index: VectorIndex, folder: Path) -> int:
+    """Size of the index's file (``VectorIndex.save``: what FAISS serialises), written to ``folder`` and removed."""
+    path = folder / f"sized-{os.getpid()}.faiss"
+    try:
+        index.save(path)
+        return path.stat().st_size
+    finally:
+        path.unlink(missing_ok=True)
 
-    return int(faiss.serialize_index(index._index).size)
+
+def ivf_nlist_of(index: VectorIndex) -> int:
+    """The IVF cells of a trained approximate index, read from its ``kind`` (``ivf{nlist},nprobe={nprobe}``)."""
+    return int(index.kind.split(",")[0].removeprefix("ivf"))
 
 
 def recall(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
 
 
-def measure(make, database: np.ndarray, ids: np.ndarray, queries: np.ndarray, truth, singles: int) -> dict:
+def measure(make, database: np.ndarray, ids: np.ndarray, queries: np.ndarray, truth, singles: int,
+            scratch: Path) -> dict:
     gc.collect()
     before = rss_bytes()
     start = time.perf_counter()
@@ -276,7 +282,7 @@ def measure(make, database: np.ndarray, ids: np.ndarray, queries: np.ndarray, tr
         start = time.perf_counter()
         index.search(q[None], K)
         times.append(time.perf_counter() - start)
-    row = {"kind": index.kind, "build_s": build, "bytes": serialised_bytes(index), "rss_delta": grown,
+    row = {"kind": index.kind, "build_s": build, "bytes": serialised_bytes(index, scratch), "rss_delta": grown,
            "batch_ms": batch_ms, "b32_ms": b32_ms, "single_ms": float(np.median(times)) * 1000,
            "recall10": 1.0 if truth is None else recall(found, truth)}
     return row, index, found
@@ -316,10 +322,11 @@ def main() -> None:
     for n in sizes:
         database = gen.database(n)
         ids = np.arange(n, dtype=np.int64) * 3 + 5  # non-contiguous stable ids
-        flat_row, flat, truth = measure(lambda: VectorIndex(256), database, ids, queries, None, args.singles)
+        flat_row, flat, truth = measure(lambda: VectorIndex(256), database, ids, queries, None, args.singles,
+                                        gen.folder)
         del flat
         ivf_row, ivf, found = measure(lambda: VectorIndex.for_vectors(256, n, flat_max=0), database, ids, queries,
-                                      truth, args.singles)
+                                      truth, args.singles, gen.folder)
         for row in (flat_row, ivf_row):
             row["n"] = n
             rows.append(row)
@@ -332,7 +339,7 @@ def main() -> None:
             start = time.perf_counter()
             _, got = ivf.search(queries, K)
             ms = (time.perf_counter() - start) / len(queries) * 1000
-            sweeps.append({"n": n, "nlist": int(ivf._ivf.nlist), "nprobe": nprobe, "batch_ms": ms,
+            sweeps.append({"n": n, "nlist": ivf_nlist_of(ivf), "nprobe": nprobe, "batch_ms": ms,
                            "recall10": recall(got, truth)})
         ivf.nprobe = default
         del ivf, database

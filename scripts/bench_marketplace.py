@@ -10,7 +10,7 @@ Builds (or reuses) an index of ``BENCH_DIR/references`` in ``results/marketplace
 ``copy`` / ``same_product`` queries re-encoded the same way. Prints, in one run: the naive baseline's images/s on
 these files (PIL + eager torch fp32, ``bench_scan.naive_images_per_second``), then ``matcher scan`` with default
 settings: listings/s (model and index loading excluded), the shares of listings checked in full (past the gate
-to the expensive stages) and dismissed (``likeness.py``), and the verdicts per kind.
+to the expensive stages) and dismissed (``index.likeness``), and the verdicts per kind.
 """
 from __future__ import annotations
 
@@ -27,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scan import naive_images_per_second  # noqa: E402
-from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index  # noqa: E402
-from matcher import scan
-from matcher.scan.writers import read_results  # noqa: E402
+from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index, scan  # noqa: E402
+from matcher.scan import read_results  # noqa: E402
 
 WORK = Path(__file__).resolve().parent.parent / "results" / "marketplace"
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher import Matcher, build_index  # noqa: E402
-from matcher.report.write import write_report  # noqa: E402
-from matcher.scan.runner import scan  # noqa: E402
-from matcher.scan.writers import read_results  # noqa: E402
+from matcher import Matcher, build_index, scan  # noqa: E402
+from matcher.report import write_report  # noqa: E402
+from matcher.scan import read_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "results" / "bench_report"

@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from matcher.inputs.reader import default_workers
+from matcher.inputs import default_workers
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "results" / "bench"
@@ -51,7 +51,7 @@ _GEN: dict = {}
 def _gen_init() -> None:
     from PIL import Image
 
-    from matcher.inputs.everyday import everyday_photos
+    from matcher.inputs import everyday_photos
 
     def photos(root: Path) -> list:
         return [Image.open(p).convert("RGB") for p in sorted(root.glob("*/*")) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -63,7 +63,7 @@ def _everyday(rng, backgrounds):
     """A random crop of an everyday photo, lightly edited, resized to a long side of 512-640 px."""
     from PIL import Image
 
-    from matcher.building.augment import listing_edit, random_crop
+    from matcher.building import listing_edit, random_crop
 
     image, _ = listing_edit(random_crop(backgrounds[int(rng.integers(len(backgrounds)))], rng, 0.15), rng)
     scale = int(rng.integers(512, 641)) / max(image.size)
@@ -74,7 +74,7 @@ def _make_listing(job: tuple[str, int, int, Path]) -> str:
     """Write listing ``index`` of ``mix`` (deterministic in seed and index) unless it exists; its kind."""
     import numpy as np
 
-    from matcher.building.augment import copy_edit, listing_edit
+    from matcher.building import copy_edit, listing_edit
 
     mix, seed, index, path = job
     rng = np.random.default_rng([seed, 1 if mix == "market" else 2, index])
@@ -127,8 +127,7 @@ def naive_images_per_second(paths: list[Path]) -> float:
     import torch
     from PIL import Image
 
-    from matcher.features.embedder import DescriptorConfig
-    from matcher.features.backbone import get_spec, load_backbone
+    from matcher.features import DescriptorConfig, get_spec, load_backbone
 
     spec = get_spec(DescriptorConfig().backbone)
     model, _ = load_backbone(spec)
@@ -147,10 +146,10 @@ def naive_images_per_second(paths: list[Path]) -> float:
 
 
 def model_images_per_second(paths: list[Path], index: Path) -> tuple[float, str]:
-    """The engine's CNN alone, on the runtime the index records (``api.load_embedder_for``), on images decoded
+    """The engine's CNN alone, on the runtime the index records (``cascade.load_embedder_for``), on images decoded
     beforehand: (images/s, the runtime's name)."""
-    from matcher.cascade.matcher import load_embedder_for
-    from matcher.inputs.reader import decode_for_matching
+    from matcher.cascade import load_embedder_for
+    from matcher.inputs import decode_for_matching
 
     images = [decode_for_matching(p.read_bytes(), p.name) for p in paths]
     embedder = load_embedder_for(index)
@@ -210,8 +209,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def child_scan(args: argparse.Namespace) -> None:
     """Run one scan here; print a JSON line: seconds, listings, CPU time, peak RSS here, helpers' peak USS."""
-    from matcher import Matcher
-    from matcher import scan
+    from matcher import Matcher, scan
+    from matcher.scan import read_results
 
     peak_helpers, helper_cpu, stop = [0], {}, threading.Event()
 
@@ -228,8 +227,6 @@ def child_scan(args: argparse.Namespace) -> None:
     summary = scan(args.child, matcher, args.out, workers=args.workers)
     cpu = time.process_time() - cpu
     stop.set()
-    from matcher.scan.writers import read_results
-
     rows = read_results(args.out)
     verified = sum(any(m["inliers"] >= 0 for m in r.get("matches") or []) for r in rows)  # -1: not verified
     status = Path("/proc/self/status").read_text() if sys.platform.startswith("linux") else ""

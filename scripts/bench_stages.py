@@ -18,16 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.cascade.matcher import Matcher  # noqa: E402
-from matcher.inputs.images import load_image  # noqa: E402
-from matcher.inputs.listings import iter_listings  # noqa: E402
-from matcher.cascade.gate import passes_gate  # noqa: E402
-from matcher.cascade.verification import add_colour_check, add_verification
-from matcher.cascade.regions import add_region_evidence
-from matcher.cascade.search import add_window_similarity, global_evidence
-from matcher.cascade.scoring import score_evidence
-from matcher.errors import ImageError  # noqa: E402
-from matcher.features.sift import extract_local_features  # noqa: E402
+from matcher import ImageError, Matcher  # noqa: E402
+from matcher.cascade import (add_colour_check, add_region_evidence, add_verification,  # noqa: E402
+                             add_window_similarity, global_evidence, passes_gate, score_evidence)
+from matcher.features import extract_local_features  # noqa: E402
+from matcher.inputs import iter_listings, load_image  # noqa: E402
 
 
 def main() -> int:
@@ -56,21 +51,23 @@ def main() -> int:
     if not images:
         print(f"bench_stages: no decodable listing in {args.listings}", file=sys.stderr)
         return 2
+    refs = version.refs
     raw, windows = timed("global CNN", embedder.describe_with_windows, images)
-    vectors = version.refs.whitening.apply(raw)
-    evidence = timed("search", global_evidence, version, vectors, k=settings.candidates)
-    timed("gate (windows search)", add_window_similarity, version, evidence, windows)
+    vectors = refs.whitening.apply(raw)
+    evidence = timed("search", global_evidence, refs, vectors, k=settings.candidates)
+    timed("gate (windows search)", add_window_similarity, refs, evidence, windows)
     timed("gate (model)", passes_gate, version.scorer, evidence)
-    timed("gate (likeness)", version.refs.likeness.of, raw)
-    timed("regions (CNN + search)", add_region_evidence, version, embedder, images, evidence, vectors,
-          grid=settings.region_grid, crops_kept=settings.region_crops_kept)
+    timed("gate (likeness)", refs.likeness.of, raw)
+    timed("regions (CNN + search)", add_region_evidence, refs, embedder, images, evidence, vectors,
+          grid=settings.region_grid, window=settings.region_size, crops_kept=settings.region_crops_kept)
     for image, ev in zip(images, evidence):
-        query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side)
-        timed("verify top candidates", add_verification, version, query, ev, settings.verify_top,
+        query = timed("SIFT extract", extract_local_features, image, long_side=settings.sift_long_side,
+                      max_features=settings.sift_features)
+        timed("verify top candidates", add_verification, refs, query, ev, settings.verify_top,
               mirror_unless=settings.mirror_unless_inliers)
-        timed("colour check", add_colour_check, version, image, ev)
+        timed("colour check", add_colour_check, refs, image, ev)
     for ev in evidence:
-        timed("score", score_evidence, version, ev)
+        timed("score", score_evidence, refs, version.scorer, ev)
     n = len(images)
     print(f"{n} listings from {args.listings}")
     for name, seconds in costs.items():

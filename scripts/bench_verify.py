@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from matcher.features.sift import extract_local_features, mirror_features, pack_features, unpack_features, verify_pair
+from matcher.features import extract_local_features, mirror_features, pack_features, unpack_features, verify_pair
 
 
 def edited_copy(image: Image.Image, angle: float) -> Image.Image:

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from matcher.evaluation.metrics import EvaluationError, evaluate_scores_file, format_report  # noqa: E402
+from matcher.evaluation import EvaluationError, evaluate_scores_file, format_report  # noqa: E402
 
 
 def main(argv=None) -> int:

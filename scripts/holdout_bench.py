@@ -32,10 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.evaluation.benchmark import run_benchmark  # noqa: E402
-from matcher.building.build import BuildSettings  # noqa: E402
-from matcher.evaluation.metrics import HEADLINE_KEYS as KEYS  # noqa: E402
-from matcher.evaluation.metrics import false_positives, load_benchmark, normalize_path, read_scores_csv  # noqa: E402
+from matcher import BuildSettings  # noqa: E402
+from matcher.evaluation import HEADLINE_KEYS as KEYS  # noqa: E402
+from matcher.evaluation import (false_positives, load_benchmark, normalize_path, read_scores_csv,  # noqa: E402
+                                run_benchmark)
 
 
 def benchmark_classes(bench: Path) -> list[str]:
@@ -81,7 +81,7 @@ def _link(target: Path, link: Path) -> None:
 
 def held_false_positives(bench_dir: Path, scores_csv: Path, held_queries: list[str], threshold: float) -> float:
     """Share of ``held_queries`` that are among the benchmark's false positives at ``threshold``
-    (``evaluate.false_positives``: distractors whose best score in ``scores_csv`` reaches it)."""
+    (``evaluation.false_positives``: distractors whose best score in ``scores_csv`` reaches it)."""
     bench = load_benchmark(bench_dir)
     passed = {r.listing for r in false_positives(bench, read_scores_csv(scores_csv), threshold)}
     held = {normalize_path(q, bench.bench_dir, "queries") for q in held_queries}

@@ -24,9 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from PIL import Image  # noqa: E402
 
-from matcher.inputs.everyday import everyday_photos
-from matcher.building import edits
-from matcher.building import augment  # noqa: E402
+from matcher.building import apply_chain, copy_edit, listing_edit, random_crop  # noqa: E402
+from matcher.inputs import everyday_photos  # noqa: E402
 
 COPIES_PER_BRAND = 2
 UNRELATED_LISTINGS = 6
@@ -89,7 +88,7 @@ def same_product_listings(held_out: dict[str, Path], rng: np.random.Generator) -
     listings = []
     for brand, file in held_out.items():
         with Image.open(file) as photo:
-            image, edits = augment.listing_edit(photo.convert("RGB"), rng)
+            image, edits = listing_edit(photo.convert("RGB"), rng)
         title = str(rng.choice(TITLES)).format(name=_display_name(brand))
         listings.append(Listing(image, "same_product", brand, "", edits, title, _price(rng, 1.5, 4.5)))
     return listings
@@ -104,9 +103,9 @@ def copy_listings(demo: Path, rng: np.random.Generator, backgrounds) -> list[Lis
             file = photos[int(index)]
             with Image.open(file) as photo:
                 if len(listings) < len(FORCED_CHAINS):
-                    image, edits = augment.apply_chain(photo, FORCED_CHAINS[len(listings)], rng, backgrounds)
+                    image, edits = apply_chain(photo, FORCED_CHAINS[len(listings)], rng, backgrounds)
                 else:
-                    image, edits = augment.copy_edit(photo, rng, backgrounds)
+                    image, edits = copy_edit(photo, rng, backgrounds)
             name = _display_name(brand_dir.name)
             if rng.random() < 0.35:
                 title, price = str(rng.choice(REPLICA_TITLES)).format(name=name), _price(rng, 0.2, 0.9)
@@ -124,9 +123,9 @@ def unrelated_listings(rng: np.random.Generator, backgrounds) -> list[Listing]:
         photo = backgrounds[int(index)]
         if number % 2:
             others = [b for i, b in enumerate(backgrounds) if i != index]
-            image, edits = augment.copy_edit(edits.random_crop(photo, rng, 0.5), rng, others)
+            image, edits = copy_edit(random_crop(photo, rng, 0.5), rng, others)
         else:
-            image, edits = augment.listing_edit(photo, rng)
+            image, edits = listing_edit(photo, rng)
         listings.append(Listing(image, "none", edits=edits, title=str(rng.choice(UNRELATED_TITLES)),
                                 price=_price(rng, 3, 40)))
     return listings
@@ -194,7 +193,7 @@ folder of marketplace listings, some of which copy or imitate the catalog.
   `none` (unrelated) or `bad` (not an image). Two files are byte-identical reposts of one copy,
   and `listings/broken.jpg` is an HTML error page saved as .jpg.
 
-Edits (crop, JPEG, overlays, screenshots, collages, ...) come from `matcher/augment.py`.
+Edits (crop, JPEG, overlays, screenshots, collages, ...) come from `matcher/building/augment.py` and `matcher/building/edits.py`.
 
 ## Regenerate
 

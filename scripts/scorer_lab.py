@@ -9,7 +9,7 @@ Each WORK_DIR is what ``matcher eval --work-dir`` (or ``scripts/holdout_bench.py
 collects, once, the evidence of the build's synthetic listings (remade from the index's build settings: the same
 seed gives the same listings) and of the benchmark's queries (default cascade, with the index's own gate) and
 caches it in ``WORK_DIR/scorer_lab.pkl`` (~5 MB; delete it after changing the engine). Then, for every
-combination of the settings given, it refits the scorer (``calibrate.training_rows`` + ``fit_scorer``; the gate
+combination of the settings given, it refits the scorer (``building.training_rows`` + ``fit_scorer``; the gate
 stays the index's), rescores the queries and prints the guide's metrics per work dir and their mean.
 
 A full rebuild and scan takes minutes per benchmark; this takes seconds, so a scorer idea can be screened on

@@ -4,7 +4,7 @@ Usage::
 
     python scripts/seed_spread.py BENCH_DIR [--seeds 1234 77 5] [--work-dir results/seeds]
 
-The build draws its synthetic listings (``calibrate.make_listings``) from ``BuildSettings.seed``; they fit the
+The build draws its synthetic listings (``building.synthetic_listings``) from ``BuildSettings.seed``; they fit the
 whitening, the scorer and the gate, so two builds of the same catalog with different seeds score the queries
 differently. This script builds one index per seed with default settings otherwise, scans the benchmark's queries
 with each, and prints every seed's metrics, then their mean and range. A change to the method is worth keeping when
@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.evaluation.benchmark import run_benchmark  # noqa: E402
-from matcher.building.build import BuildSettings  # noqa: E402
-from matcher.evaluation.metrics import HEADLINE_KEYS as KEYS  # noqa: E402
+from matcher import BuildSettings  # noqa: E402
+from matcher.evaluation import HEADLINE_KEYS as KEYS  # noqa: E402
+from matcher.evaluation import run_benchmark  # noqa: E402
 
 
 def main(argv=None) -> int:

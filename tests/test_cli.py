@@ -127,3 +127,63 @@ def test_newer_index_format_is_refused(demo_index, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     code, out = run("index", "info", copy)
     _one_line_error(code, out, "format 99", "upgrade")
+
+
+def _commands(group, prefix=("matcher",)):
+    """(command path, its long options) for every leaf command of the typer app."""
+    for name, command in sorted(group.commands.items()):
+        path = prefix + (name,)
+        if hasattr(command, "commands"):  # a group (typer may bring its own click)
+            yield from _commands(command, path)
+        else:
+            options = [o for p in command.params if p.param_type_name == "option"
+                       for o in p.opts + p.secondary_opts if o.startswith("--")]
+            yield " ".join(path), options
+
+
+def test_docs_cli_md_names_every_command_and_option():
+    """docs/cli.md has a section per command (``## matcher index build``) naming each of its options."""
+    import typer
+
+    text = (DEMO.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        sections[title.strip()] = body
+    missing = []
+    for path, options in _commands(typer.main.get_command(app)):
+        if path not in sections:
+            missing.append(path)
+            continue
+        missing += [f"{path} {o}" for o in options if f"`{o}" not in sections[path] and o != "--help"]
+    assert missing == []
+    assert len(sections) > 5
+
+
+LIGHT_SCRIPT = """
+import sys
+from typer.testing import CliRunner
+from matcher.cli import app
+for args in {commands!r}:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (args, result.output)
+print(sorted(m for m in ("torch", "timm", "openvino") if m in sys.modules))
+"""
+
+
+def test_import_help_info_and_report_load_no_model_stack(demo_index, tmp_path):
+    """``import matcher``, ``matcher --help``, ``index info`` and ``report`` never load torch, timm or OpenVINO."""
+    import subprocess
+    import sys
+
+    from matcher import scan
+
+    results = tmp_path / "results.jsonl"
+    scan(DEMO / "listings.csv", Matcher.open(demo_index), results)  # a real results file for the report
+    commands = [["--help"], ["index", "info", str(demo_index)], ["index", "verify", str(demo_index)],
+                ["report", str(results), "--index", str(demo_index), "--out", str(tmp_path / "report.html")]]
+    for script in ["import sys, matcher\nprint(sorted(m for m in ('torch', 'timm', 'openvino') if m in sys.modules))",
+                   LIGHT_SCRIPT.format(commands=commands)]:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=DEMO.parent)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

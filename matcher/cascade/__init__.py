@@ -5,11 +5,18 @@ for the listings in doubt -> scoring (calibrated models, verdict). ``Matcher`` h
 embedder; ``run_cascade`` is the same for a caller that holds them itself.
 """
 from .evidence import Candidate, ListingEvidence
+from .gate import passes_gate
 from .matcher import ImageInput, Matcher, load_embedder_for
+from .regions import add_region_evidence
 from .run import collect_evidence, run_cascade
 from .scoring import VERDICT_COPY, VERDICT_NO_MATCH, VERDICT_SAME_PRODUCT, Match, MatchResult, score_evidence
+from .search import add_window_similarity, global_evidence
 from .settings import CascadeSettings
+from .verification import add_colour_check, add_verification
 
 __all__ = ["Matcher", "MatchResult", "Match", "ImageInput", "CascadeSettings", "load_embedder_for", "run_cascade",
            "collect_evidence", "score_evidence", "Candidate", "ListingEvidence", "VERDICT_COPY",
-           "VERDICT_SAME_PRODUCT", "VERDICT_NO_MATCH"]
+           "VERDICT_SAME_PRODUCT", "VERDICT_NO_MATCH",
+           # the stages one by one, in cascade order (``run.collect_evidence`` chains them), for profiling
+           "global_evidence", "add_window_similarity", "passes_gate", "add_region_evidence", "add_verification",
+           "add_colour_check"]

@@ -8,7 +8,10 @@ from .manifest import check_files, published_manifest, read_manifest, region_run
 from .references import ReferenceIndex
 from .scorer import LogisticModel, Scorer
 from .store import ReferenceRecord
+from .vectors import VectorIndex
 from .version import IndexVersion, reference_thumbnails
+from .whitening import Whitening, fit_whitening
 
 __all__ = ["IndexVersion", "ReferenceIndex", "ReferenceRecord", "Scorer", "LogisticModel", "store",
-           "published_manifest", "read_manifest", "check_files", "region_runtime_of", "reference_thumbnails"]
+           "published_manifest", "read_manifest", "check_files", "region_runtime_of", "reference_thumbnails",
+           "VectorIndex", "Whitening", "fit_whitening"]
