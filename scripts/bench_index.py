@@ -67,9 +67,9 @@ import argparse
 import gc
 import json
 import os
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

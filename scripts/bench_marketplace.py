@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 from PIL import Image
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scan import naive_images_per_second  # noqa: E402
+
 from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index, scan  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
 

@@ -26,14 +26,14 @@ everyday photos, to region search + SIFT). ``--listings 3000`` gives the 500 / 3
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ProcessPoolExecutor
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 from matcher.inputs import default_workers
 
@@ -123,9 +123,9 @@ def make_listings(mix: str, count: int, seed: int, jobs: int) -> tuple[Path, dic
 # ------------------------------------------------------------------------------------- measurements
 def naive_images_per_second(paths: list[Path]) -> float:
     """PIL decode + eager torch fp32 (plain timm model, no_grad, NCHW), GeM, batches of 32, one process."""
+    from PIL import Image
     import numpy as np
     import torch
-    from PIL import Image
 
     from matcher.features import DescriptorConfig, get_spec, load_backbone
 

@@ -12,9 +12,9 @@ extraction of the listing, verification of the top candidates, the colour check 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
 from pathlib import Path
+import time
 
+from PIL import Image, ImageDraw
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 from matcher.features import extract_local_features, mirror_features, pack_features, unpack_features, verify_pair
 

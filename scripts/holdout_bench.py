@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import sys
 from dataclasses import replace
+import os
 from pathlib import Path
+import sys
 
 import numpy as np
 

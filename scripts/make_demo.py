@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import dataclass
 import os
+from pathlib import Path
 import shutil
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 

@@ -18,12 +18,12 @@ several build seeds or held-out variants at once. Confirm what it finds with a r
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import itertools
 import json
+from pathlib import Path
 import pickle
 import sys
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 

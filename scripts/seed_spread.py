@@ -13,8 +13,8 @@ its mean over the seeds beats the default's by more than that range, not when on
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
 import numpy as np
 

@@ -9,8 +9,8 @@ import io
 import pathlib
 import struct
 
-import numpy as np
 from PIL import Image
+import numpy as np
 
 # Header size of bomb.png: 64 megapixels is over matcher.inputs.images.DEFAULT_MAX_PIXELS (40 M)
 # but under PIL's own bomb limit (~89 M), so it is the matcher's header check that rejects it.

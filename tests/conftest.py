@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
+import shutil
 
 import pytest
 

@@ -1,15 +1,13 @@
 """Build + scan of the bundled demo with the real weights: what a user of `make demo` relies on."""
 from __future__ import annotations
 
-import io
-import json
 from collections import Counter
+import json
 
-import pytest
 from PIL import Image
+import pytest
 
-from matcher import Matcher, MatchResult
-from matcher import scan
+from matcher import MatchResult, scan
 from matcher.scan.writers import read_results
 from tests.badimages import write_bad_images
 from tests.conftest import DEMO

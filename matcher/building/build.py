@@ -49,6 +49,10 @@ class BuildSettings:
         (``cascade.evidence.BRAND_FEATURE_SIGNS``); False only for ablations
     listing_likeness : keep the synthetic listings' descriptors and fit the gate's likeness threshold
         (``index.likeness``); False only for ablations
+    gate_recall : share of the synthetic listings the full cascade detects that the gate must let through
+    likeness_recall : share of those listings the likeness threshold must keep
+    edits_per_added_reference : synthetic listings (edited copies and one re-photographed view) made of each
+        photo ``index add`` adds, so that the gate's likeness knows the new brands' kind of photo
     keep_versions : versions an index keeps after each publish (the published one included)
     """
 
@@ -63,6 +67,9 @@ class BuildSettings:
     colour_check: bool = True
     colour_signs: bool = True
     listing_likeness: bool = True
+    gate_recall: float = 0.99
+    likeness_recall: float = 0.999
+    edits_per_added_reference: int = 4
     seed: int = 1234
     keep_versions: int = store.KEEP_VERSIONS
 
@@ -125,7 +132,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
             ev.likeness = float(likeness)
     scorer, calibration = fit_scorer(training_rows(evidence, listings, sister_weight=settings.sister_weight),
                                      colour_signs=settings.colour_signs)
-    scorer, gate_summary = add_gate(scorer, evidence, listings)
+    scorer, gate_summary = add_gate(scorer, evidence, listings, gate_recall=settings.gate_recall,
+                                    likeness_recall=settings.likeness_recall)
     calibration.update(gate_summary)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ import numpy as np
 from . import augment, edits
 from ..cascade.evidence import (GLOBAL_BRAND_FEATURES, GLOBAL_COPY_FEATURES, brand_feature_rows, brand_feature_signs,
                                 copy_feature_rows)
-from ..cascade.gate import GATE_RECALL, alike, fit_gate, gate_features, passes_gate
-from ..index.likeness import LIKENESS_RECALL, ListingLikeness, fit_threshold
+from ..cascade.gate import alike, fit_gate, gate_features, passes_gate
+from ..index.likeness import ListingLikeness, fit_threshold
 from ..index.scorer import Scorer, fit_logistic
 
 
@@ -135,7 +135,8 @@ def catalog_likeness(listings: Sequence[SyntheticListing], raw: np.ndarray) -> L
                            np.asarray([min(source_references(listings[k])) for k in keep], np.int64))
 
 
-def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> tuple[Scorer, dict]:
+def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing], *, gate_recall: float,
+             likeness_recall: float) -> tuple[Scorer, dict]:
     """Fit the cascade's gate (``cascade.gate``) on the synthetic listings' evidence (every stage forced on).
 
     A listing is worth the expensive stages when it shows a catalog brand (copy or same_product) and the full
@@ -153,13 +154,14 @@ def add_gate(scorer: Scorer, evidence, listings: Sequence[SyntheticListing]) -> 
         worth.append(bool(scorer.brand_full.predict(row)[0] >= scorer.threshold))
     worth = np.asarray(worth, bool)
     features = gate_features(scorer, evidence)
-    model, threshold = fit_gate(features, worth)
+    model, threshold = fit_gate(features, worth, recall=gate_recall)
     measured = [ev.likeness for ev in evidence]
-    likeness_threshold = None if None in measured else fit_threshold(np.asarray(measured), worth)
+    likeness_threshold = (None if None in measured
+                          else fit_threshold(np.asarray(measured), worth, recall=likeness_recall))
     scorer = replace(scorer, gate=model, gate_threshold=threshold, likeness_threshold=likeness_threshold)
     passed = passes_gate(scorer, evidence) & alike(scorer, evidence)
-    summary = {"gate_threshold": threshold, "gate_recall": GATE_RECALL, "gate_positives": int(worth.sum()),
-               "likeness_threshold": likeness_threshold, "likeness_recall": LIKENESS_RECALL,
+    summary = {"gate_threshold": threshold, "gate_recall": gate_recall, "gate_positives": int(worth.sum()),
+               "likeness_threshold": likeness_threshold, "likeness_recall": likeness_recall,
                "gate_kept_positives": float(passed[worth].mean()) if worth.any() else None,
                "gate_pass_rate_negatives": float(passed[~worth].mean()) if (~worth).any() else None}
     return scorer, summary

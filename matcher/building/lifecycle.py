@@ -16,7 +16,7 @@ times more brands) deserves a rebuild.
 
 Cost. ``add_to_index`` decodes, embeds (``embedder.describe``) and extracts SIFT features only for photos the
 index does not hold yet; a photo whose sha256 is already indexed under the same brand keeps its id and features.
-Each new photo also gets ``EDITS_PER_REFERENCE`` synthetic listings (edited copies, embedded too), so
+Each new photo also gets ``BuildSettings.edits_per_added_reference`` synthetic listings (edited copies, embedded too), so
 that the gate's listing likeness (``index.likeness``) knows what listings of the new brands look like; removed
 brands' synthetic listings leave with them. Writing the new version copies the index's files (I/O proportional
 to the index, no CNN work).
@@ -47,7 +47,6 @@ from ..inputs.everyday import everyday_photos
 from .build import BuildSettings
 from .publishing import Progress, now, publish_version, reporter
 
-EDITS_PER_REFERENCE = 4  # synthetic listings per added reference: 3 edited copies and 1 re-photographed view
 
 
 def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder: Embedder | None = None,
@@ -180,18 +179,25 @@ def gc_index(index_dir: str | Path, *, keep: int | None = None) -> list[Path]:
         return store.collect_garbage(index_dir, keep=store.versions_to_keep(manifest, keep))
 
 
-def edited_examples(images: Sequence[Image.Image], rng: np.random.Generator) -> tuple[list[Image.Image], list[int]]:
-    """For references added to an index: ``EDITS_PER_REFERENCE`` synthetic listings per image (edited copies and
+def edited_examples(images: Sequence[Image.Image], rng: np.random.Generator,
+                    per_reference: int) -> tuple[list[Image.Image], list[int]]:
+    """For references added to an index: ``per_reference`` synthetic listings per image (edited copies and
     a re-photographed view) and, for each, the position of its image in ``images``."""
     backgrounds = everyday_photos()
     out, owners = [], []
     for k, image in enumerate(images):
-        for _ in range(EDITS_PER_REFERENCE - 1):
+        for _ in range(per_reference - 1):
             out.append(augment.copy_edit(image, rng, backgrounds)[0])
             owners.append(k)
         out.append(augment.listing_edit(image, rng)[0])
         owners.append(k)
     return out, owners
+
+
+def built_with(manifest: dict) -> BuildSettings:
+    """The settings an index was built with, from its manifest (defaults for those it does not record)."""
+    recorded = manifest.get("build_settings", {})
+    return BuildSettings(**{name: recorded[name] for name in BuildSettings.__dataclass_fields__ if name in recorded})
 
 
 def _history(manifest: dict) -> list[dict]:
@@ -249,7 +255,7 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
     index.add(vectors, np.asarray([r.id for r in references], np.int64))
     local = [src[1][row] for src, (_, _, row) in zip(pick, rows)]
     likeness = base.likeness.keeping({r.id for r in references})
-    neighbours = int(old.manifest.get("build_settings", {}).get("shared_neighbours", BuildSettings.shared_neighbours))
+    neighbours = built_with(old.manifest).shared_neighbours
     return ReferenceIndex(
         references=references, vectors=vectors,
         raw_descriptors=raw.reshape(len(rows), base.raw_descriptors.shape[1]), whitening=base.whitening,
@@ -268,6 +274,7 @@ def _new_likeness(old: IndexVersion, embedder: Embedder, images: list, ref_ids: 
     knows their kind of photo; None when the index keeps no likeness set (built before it)."""
     if not len(old.refs.likeness) or not images:
         return None
-    seed = int(old.manifest.get("build_settings", {}).get("seed", 0)) + min(ref_ids)  # reproducible per add
-    examples, owners = edited_examples(images, np.random.default_rng(seed))
+    settings = built_with(old.manifest)
+    seed = settings.seed + min(ref_ids)  # reproducible per add
+    examples, owners = edited_examples(images, np.random.default_rng(seed), settings.edits_per_added_reference)
     return ListingLikeness(embedder.describe(examples), np.asarray([ref_ids[k] for k in owners], np.int64))

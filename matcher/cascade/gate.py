@@ -12,10 +12,10 @@ It reads only what that stage already has (no extra CNN pass):
 A logistic model over these features is fitted at index build on the synthetic listings (``building.calibration``): its
 positives are the synthetic copies and same-product listings that the *full* cascade detects (brand score of
 their true brand >= the operating threshold); listings the expensive stages would not rescue anyway are not
-worth protecting. The gate threshold keeps ``GATE_RECALL`` of those positives.
+worth protecting. The gate threshold keeps ``BuildSettings.gate_recall`` of those positives.
 
 A listing that passes must also be *like* the catalog's listings (``index.likeness``: its best cosine to the
-index's synthetic listings at least the index's likeness threshold, which keeps ``index.likeness.LIKENESS_RECALL``
+index's synthetic listings at least the index's likeness threshold, which keeps ``BuildSettings.likeness_recall``
 of the positives). One that is not is *dismissed*: everyday photos that merely share a colour or layout with some
 reference, whose global score can be high, skip the expensive stages too but are scored by the full models as if
 those stages found nothing (no inliers, no closer region), which is what the stages find for such photos.
@@ -28,7 +28,6 @@ from .evidence import ListingEvidence, brand_feature_rows
 from ..index.scorer import LogisticModel, Scorer, fit_logistic
 
 GATE_FEATURES = ["global_brand_logit", "max_sim", "background_sim", "window_sim", "window_minus_background"]
-GATE_RECALL = 0.99
 
 
 def global_brand_score(scorer: Scorer, ev: ListingEvidence) -> float:
@@ -67,7 +66,7 @@ def alike(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
 
 
 def fit_gate(features: np.ndarray, worth_verifying: np.ndarray, *,
-             recall: float = GATE_RECALL) -> tuple[LogisticModel, float]:
+             recall: float) -> tuple[LogisticModel, float]:
     """Fit the gate model and the threshold that keeps ``recall`` of the positive rows.
 
     features : (m, len(GATE_FEATURES)); worth_verifying : bool (m,)

@@ -11,7 +11,7 @@ what kind of photo they are) of the synthetic listings the build made from its r
 re-photographed views, ``building.calibration.make_listings``; ``index add`` makes them for new references). A listing's
 *likeness* is its best cosine to any of them. At build, each synthetic listing's likeness is measured without the
 listings made from the same reference (a real listing never has its own edits in the index), and the likeness
-threshold keeps ``LIKENESS_RECALL`` of the listings worth the expensive stages; a listing below it skips them.
+threshold keeps ``BuildSettings.likeness_recall`` of the listings worth the expensive stages; a listing below it skips them.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from typing import Sequence
 import numpy as np
 
 LIKENESS_FILE = "likeness.npz"
-LIKENESS_RECALL = 0.999
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class ListingLikeness:
         return cls(arrays["vectors"].astype(np.float32), arrays["sources"].astype(np.int64))
 
 
-def fit_threshold(likeness: np.ndarray, worth: np.ndarray, recall: float = LIKENESS_RECALL) -> float | None:
+def fit_threshold(likeness: np.ndarray, worth: np.ndarray, recall: float) -> float | None:
     """The likeness that ``recall`` of the worthwhile listings (bool ``worth``) reach; None without any."""
     values = np.asarray(likeness)[np.asarray(worth, bool)]
     return float(np.quantile(values, 1.0 - recall)) if len(values) else None

@@ -23,12 +23,11 @@ from ..features.sift import LocalFeatures, mirror_features, verify_pair
 
 SharedKeypoints = list[dict[str, np.ndarray]]
 
-NEIGHBOURS = 10  # other-brand references verified against each reference (builds pass BuildSettings.shared_neighbours)
 MIN_SHARED_INLIERS = 10  # a match with fewer inliers marks nothing (chance matches stay well below it)
 
 
 def find_shared_keypoints(vectors: np.ndarray, brands: Sequence[str], local_features: Sequence[LocalFeatures],
-                          *, neighbours: int = NEIGHBOURS,
+                          *, neighbours: int,
                           min_inliers: int = MIN_SHARED_INLIERS) -> SharedKeypoints:
     """For each reference (row of ``vectors``, float32 (n, d) whitened), which of its keypoints other brands share.
 

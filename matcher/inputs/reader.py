@@ -229,9 +229,10 @@ class DecodePool(contextlib.AbstractContextManager):
     def _submit(self, item: Listing) -> Future:
         try:
             return self._executor.submit(_worker_read, os.fspath(item.path), item.listing)
-        except BrokenProcessPool as exc:  # broke since the last batch: handled at this listing's turn
+        except (BrokenProcessPool, OSError) as exc:  # broke since the last batch: handled at this listing's turn
+            # (a pool whose worker just died can also refuse with "handle is closed" from its pipe)
             future: Future = Future()
-            future.set_exception(exc)
+            future.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(str(exc)))
             return future
 
     def _read_here(self, item: Listing) -> Future:

@@ -1,13 +1,12 @@
 """Tests for matcher.building.augment: determinism, output format, and that every edit runs on awkward sizes."""
 from __future__ import annotations
 
+from PIL import Image
 import numpy as np
 import pytest
-from PIL import Image
 
+from matcher.building import augment, edits
 from matcher.inputs.everyday import everyday_photos
-from matcher.building import edits
-from matcher.building import augment
 
 
 def _photo(width: int, height: int) -> Image.Image:

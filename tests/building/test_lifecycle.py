@@ -5,34 +5,35 @@ One small index (2 brands x 3 photos, light calibration) is built once for the m
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+from PIL import Image
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
-from matcher import CatalogError, IndexMismatchError, Matcher, MatcherError, add_to_index, gc_index, index_versions, remove_from_index
-from matcher.index import store
+from matcher import (CatalogError, IndexMismatchError, Matcher, MatcherError, add_to_index, gc_index, index_versions,
+                     remove_from_index)
 from matcher.building.augment import copy_edit, finish
 from matcher.building.build import BuildSettings, build_index
 from matcher.cli import app
 from matcher.features.embedder import Embedder
-from matcher.building.lifecycle import EDITS_PER_REFERENCE
+from matcher.index import store
+from matcher.index.manifest import check_files
 from matcher.index.store import writer_lock
 from matcher.index.version import IndexVersion
-from matcher.index.manifest import check_files
 from tests.conftest import DEMO, REPO
 
 BRANDS = sorted(p.name for p in (DEMO / "catalog").iterdir() if p.is_dir())
 A, B, C = BRANDS[0], BRANDS[1], "Tropicana-Apple-Juice"
 SETTINGS = BuildSettings(copies_per_reference=1, background_listings=20)
+EDITS_PER_REFERENCE = SETTINGS.edits_per_added_reference
 
 
 def make_catalog(root: Path, brands, photos=slice(0, 3)) -> Path:

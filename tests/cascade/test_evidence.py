@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from matcher.cascade.evidence import BRAND_FEATURES, CHANCE_INLIERS, COPY_FEATURES, NOT_VERIFIED, Candidate, ListingEvidence, brand_feature_rows, copy_feature_rows
+from matcher.cascade.evidence import (BRAND_FEATURES, CHANCE_INLIERS, COPY_FEATURES, NOT_VERIFIED, Candidate,
+                                      ListingEvidence, brand_feature_rows, copy_feature_rows)
 
 
 def hand_made_evidence():
@@ -79,6 +80,7 @@ def test_training_rows_label_each_kind_and_weigh_sister_listings():
     """Rows of a sister listing (a look-alike of a brand the search cannot see) are all negatives, and count
     sister_weight times; a copy's own brand and photo are the positives."""
     from PIL import Image
+
     from matcher.building.calibration import SyntheticListing, training_rows
 
     def evidence():

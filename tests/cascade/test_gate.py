@@ -1,12 +1,12 @@
 """The cascade's gate: feature-map windows, the fitted gate model, and which listings get the expensive stages."""
 from __future__ import annotations
 
+from PIL import Image
 import numpy as np
 import pytest
-from PIL import Image
 
-from matcher.features.pooling import WINDOWS, gem, l2_normalise, window_descriptors
 from matcher.cascade.gate import GATE_FEATURES, fit_gate
+from matcher.features.pooling import WINDOWS, gem, l2_normalise, window_descriptors
 from matcher.index.scorer import LogisticModel, Scorer
 
 
@@ -49,8 +49,8 @@ def test_everyday_photos_stop_at_the_gate_and_catalog_products_go_on(demo_matche
     all of them on the gate model, and at most one of them passes. (The threshold keeps 99% of ~115 synthetic
     detections, so it moves a little with each calibration change; a screenshot of grass sits on it.)"""
     from matcher.cascade.gate import gate_features
-    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.run import collect_evidence
+    from matcher.cascade.settings import CascadeSettings
     from tests.conftest import DEMO
 
     listings = [name for name, row in demo_truth.items() if row["kind"] != "bad"]
@@ -73,10 +73,10 @@ def test_everyday_photos_stop_at_the_gate_and_catalog_products_go_on(demo_matche
 def test_a_conclusive_copy_skips_the_region_search_and_a_doubtful_listing_gets_it(demo_matcher):
     """Region search runs only where the global candidates did not verify conclusively; the verdict of a plain
     copy is the same either way, and a region-searched listing has its new candidates verified too."""
-    from matcher.inputs.everyday import everyday_photos
-    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.run import collect_evidence
+    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.verification import settled
+    from matcher.inputs.everyday import everyday_photos
     from tests.conftest import DEMO
 
     version, embedder = demo_matcher.version, demo_matcher.embedder
@@ -99,10 +99,10 @@ def test_a_conclusive_copy_skips_the_region_search_and_a_doubtful_listing_gets_i
 def test_the_region_search_embeds_the_crops_whose_windows_look_like_the_catalog(demo_matcher):
     """A catalog photo pasted small into the bottom-right of an everyday scene: that feature-map window is among
     the best scored, so its crop is among the three the region search embeds, and the listing is matched."""
-    from matcher.inputs.everyday import everyday_photos
-    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.regions import _best_windows, region_crops
     from matcher.cascade.run import collect_evidence
+    from matcher.cascade.settings import CascadeSettings
+    from matcher.inputs.everyday import everyday_photos
     from tests.conftest import DEMO
 
     folder = DEMO / "catalog" / "Oatly-Natural-Oatghurt"

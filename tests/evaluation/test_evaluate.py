@@ -4,13 +4,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from matcher.evaluation.metrics import EvaluationError, ScoreRow, evaluate, evaluate_scores_file, false_positives, format_report, load_benchmark, ranked_metrics, read_scores_csv, score_rows_from_results, split_edit_chain, write_scores_csv
+from matcher.evaluation.metrics import (EvaluationError, ScoreRow, evaluate, evaluate_scores_file, false_positives,
+                                        format_report, load_benchmark, ranked_metrics, read_scores_csv,
+                                        score_rows_from_results, split_edit_chain, write_scores_csv)
 
 ROOT = Path(__file__).resolve().parents[2]
 

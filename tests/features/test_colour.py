@@ -1,14 +1,14 @@
 """The colour check of verified matches: sister products share a logo, not their colours."""
 from __future__ import annotations
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
+import numpy as np
 
-from matcher.features.colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram, thumbnail_pixels
-from matcher.inputs.images import load_image, thumbnail_jpeg
+from matcher.features.colour import (MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram,
+                                     thumbnail_pixels)
 from matcher.features.sift import extract_local_features, mirror_features, verify_pair
 from matcher.index.version import IndexVersion
-
+from matcher.inputs.images import load_image, thumbnail_jpeg
 from tests.conftest import DEMO
 
 

@@ -1,9 +1,9 @@
 """Global descriptors: the CNN's input pixels and the agreement of the fp32 runtimes with the torch reference."""
 from __future__ import annotations
 
+from PIL import Image
 import numpy as np
 import pytest
-from PIL import Image
 
 from matcher.features.embedder import Embedder
 from matcher.features.preprocess import resize_square

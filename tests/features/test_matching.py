@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, ImageOps
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
 
 from matcher.features.matching import prepare, ratio_matches
 from matcher.features.sift import extract_local_features, mirror_features

@@ -5,15 +5,16 @@ The thresholds come from the benchmark: a true reference of an edited copy keeps
 """
 from __future__ import annotations
 
-import io
 from collections import defaultdict
+import io
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageOps
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
 
-from matcher.features.sift import LocalFeatures, extract_local_features, mirror_features, pack_features, unpack_features, verify_against, verify_pair
+from matcher.features.sift import (LocalFeatures, extract_local_features, mirror_features, pack_features,
+                                   unpack_features, verify_against, verify_pair)
 
 CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog"
 STRONG = 19  # inliers expected for a true reference

@@ -1,11 +1,10 @@
 """Listing likeness (likeness.py): the gate's check that a listing looks like the catalog's listings at all."""
 from __future__ import annotations
 
+from PIL import Image
 import numpy as np
 import pytest
-from PIL import Image
 
-from matcher.cascade.scoring import MatchResult
 from matcher.features.pooling import l2_normalise
 from matcher.index.likeness import LIKENESS_FILE, ListingLikeness, fit_threshold
 from matcher.index.scorer import LogisticModel, Scorer
@@ -45,7 +44,7 @@ def test_fit_threshold_keeps_the_asked_share_of_worthwhile_listings():
     worth = np.arange(1001) % 2 == 0
     threshold = fit_threshold(likeness, worth, recall=0.9)
     assert np.mean(likeness[worth] >= threshold) == pytest.approx(0.9, abs=0.01)
-    assert fit_threshold(likeness, np.zeros(1001, bool)) is None
+    assert fit_threshold(likeness, np.zeros(1001, bool), recall=0.999) is None
 
 
 def test_scorer_round_trips_its_likeness_threshold():
@@ -60,8 +59,8 @@ def test_the_demo_index_keeps_every_product_listing_and_stops_photos_unlike_them
     reaches the likeness threshold, while flat or random pictures, which look like no product listing, do not and
     so skip the expensive stages."""
     from matcher.cascade.gate import alike
-    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.run import collect_evidence
+    from matcher.cascade.settings import CascadeSettings
     from tests.conftest import DEMO
 
     version = demo_matcher.version
@@ -88,9 +87,9 @@ def test_a_listing_unlike_the_catalog_is_dismissed_without_the_expensive_stages(
     the region search, and the full models score it as if they found nothing."""
     from dataclasses import replace
 
-    from matcher.cascade.settings import CascadeSettings
     from matcher.cascade.run import collect_evidence
     from matcher.cascade.scoring import score_evidence
+    from matcher.cascade.settings import CascadeSettings
 
     version = demo_matcher.version
     noise = Image.fromarray(np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8))

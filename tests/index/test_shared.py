@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.inputs.images import load_image
-from matcher.index.shared_keypoints import distinctive_inliers, pack_shared, unpack_shared
 from matcher.features.sift import extract_local_features, mirror_features, verify_pair
+from matcher.index.shared_keypoints import distinctive_inliers, pack_shared, unpack_shared
 from matcher.index.version import IndexVersion
-
+from matcher.inputs.images import load_image
 from tests.conftest import DEMO
 
 

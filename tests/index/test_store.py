@@ -2,7 +2,6 @@
 import hashlib
 import json
 
-
 from matcher.index import store
 
 

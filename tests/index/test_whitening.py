@@ -5,18 +5,11 @@ import numpy as np
 from matcher.index.whitening import Whitening, fit_whitening
 
 
-
-def unit_rows(rng, n, d):
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def correlated_descriptors(rng, n, d):
     """L2-normalised raw descriptors with a shared offset and strongly correlated dimensions."""
     mixing = rng.standard_normal((d, d)) * np.linspace(3.0, 0.1, d)[:, None]
     x = rng.standard_normal((n, d)) @ mixing + 2.0
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
 
 
 def test_whitening_output_is_unit_norm_with_requested_dim():

@@ -3,8 +3,8 @@ import hashlib
 
 import pytest
 
-from matcher.inputs.catalog import scan_catalog
 from matcher.errors import CatalogError
+from matcher.inputs.catalog import scan_catalog
 
 
 def write(path, data: bytes):

@@ -7,12 +7,13 @@ import struct
 import time
 import zlib
 
+from PIL import Image, ImageFile
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
 
 from matcher.errors import ImageError
-from matcher.inputs.images import ALLOWED_FORMATS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, bytes_sha256, file_sha256, load_image, read_image_bytes
+from matcher.inputs.images import (ALLOWED_FORMATS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, bytes_sha256, file_sha256,
+                                   load_image, read_image_bytes)
 from tests.badimages import SIXTEEN_BIT_VALUE, half_red_half_blue_jpeg, write_bad_images
 
 CASES = {

@@ -1,11 +1,11 @@
 """HTML report: page structure from hand-written results (no browser), then the page in headless Chromium."""
 from __future__ import annotations
 
+from html.parser import HTMLParser
 import json
+from pathlib import Path
 import re
 import shutil
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 

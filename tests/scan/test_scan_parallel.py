@@ -3,22 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-import pytest
 from PIL import Image
+import pytest
 
-import matcher.inputs.reader as reader
-from matcher import MatchResult
-from matcher import scan
+from matcher import MatchResult, scan
 from matcher.errors import ListingsError
 from matcher.inputs.listings import iter_listings
+import matcher.inputs.reader as reader
 from matcher.inputs.reader import DecodePool
 from matcher.scan.writers import read_results
 from tests.badimages import write_bad_images

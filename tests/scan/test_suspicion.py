@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from matcher.inputs.brands import check_listing_prices, parse_price, read_brand_prices
 from matcher.errors import CatalogError, ListingsError
+from matcher.inputs.brands import check_listing_prices, parse_price, read_brand_prices
 from matcher.inputs.listings import manifest_columns
 from matcher.scan.ranking import rank_results
 from matcher.scan.suspicion import assess, counterfeit_terms

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import shutil
 from pathlib import Path
+import shutil
 
 import pytest
 
-from matcher import Matcher, build_index
-from matcher import scan
+from matcher import Matcher, build_index, scan
 from matcher.building.build import BuildSettings
 from matcher.evaluation.metrics import HEADLINE_KEYS, evaluate, load_benchmark, score_rows_from_results
 from matcher.scan.writers import read_results
