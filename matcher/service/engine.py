@@ -1,0 +1,103 @@
+"""The service's engine: one embedder and the index version it serves, swapped whole when a new one is published.
+
+A request's images are matched against the version current when their batch starts; a reload loads the new
+version beside the old one and swaps one reference, so batches in flight finish on the old version. A version
+that fails to load (damaged, or made by another model) is logged and the old one keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+
+from ..cascade import CascadeSettings, MatchResult, load_embedder_for, run_cascade
+from ..errors import MatcherError
+from ..features.matching import load_int8_matcher
+from ..index import IndexVersion, store
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Matches decoded images against the published version of one index folder.
+
+    Use ``Engine.open(index_dir)``; ``reload()`` switches to a newer published version; ``watch(interval)`` does
+    it in a background thread until ``close()``.
+    """
+
+    def __init__(self, index_dir: Path, version: IndexVersion, embedder, settings: CascadeSettings,
+                 on_switch: Callable[[IndexVersion], None] = lambda version: None):
+        self.index_dir = Path(index_dir)
+        self.on_switch = on_switch
+        self.version = version
+        self.embedder = embedder
+        self.settings = settings
+        self.reloads = 0
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @classmethod
+    def open(cls, index_dir: str | Path, *, settings: CascadeSettings = CascadeSettings(), threads: int | None = None,
+             on_switch: Callable[[IndexVersion], None] = lambda version: None) -> "Engine":
+        """Load the published version of ``index_dir`` with the embedder its manifest records.
+
+        on_switch : called with each version the engine switches to after this one
+        """
+        embedder = load_embedder_for(index_dir, threads=threads)
+        version = IndexVersion.open(index_dir, embedder.fingerprint())
+        load_int8_matcher()
+        return cls(Path(index_dir), version, embedder, settings, on_switch)
+
+    def match(self, images: Sequence[Image.Image]) -> tuple[list[MatchResult], IndexVersion]:
+        """Match decoded RGB images; returns their results and the version that made them."""
+        version = self.version  # one version for the whole batch, even if a reload swaps it meanwhile
+        return (run_cascade(version, self.embedder, images, self.settings) if images else []), version
+
+    def reload(self) -> bool:
+        """Load the newest published version if it is not the one served; True if it switched. A version that
+        fails to load leaves the served one in place (logged, returns False)."""
+        with self._reload_lock:
+            folder = store.current_version(self.index_dir)
+            if folder is None or folder.name == self.version.folder.name:
+                return False
+            try:
+                version = IndexVersion.open(self.index_dir, self.embedder.fingerprint())
+            except MatcherError as exc:
+                log.error("index %s: keeping version %s; the new one does not load: %s",
+                          self.index_dir, self.version.folder.name, exc)
+                return False
+            self.version = version
+            self.reloads += 1
+            self.on_switch(version)
+            log.info("index %s: now serving version %s", self.index_dir, version.folder.name)
+            return True
+
+    def watch(self, interval_s: float) -> None:
+        """Check for a newly published version every ``interval_s`` seconds, in a daemon thread."""
+        if interval_s <= 0 or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(target=self._watch, args=(interval_s,), name="matcher-reload", daemon=True)
+        self._watcher.start()
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.reload()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one failed check
+                log.exception("index %s: checking for a new version failed", self.index_dir)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+
+def model_of(version: IndexVersion) -> str:
+    """What made a version's vectors: backbone@weights digest/runtime family (as ``matcher index info`` shows)."""
+    fingerprint = version.manifest.get("fingerprint", {})
+    return (f"{fingerprint.get('backbone_timm')}@{str(fingerprint.get('weights_sha256'))[:12]}"
+            f"/{fingerprint.get('runtime')}")
