@@ -182,8 +182,14 @@ def test_import_help_info_and_report_load_no_model_stack(demo_index, tmp_path):
     scan(DEMO / "listings.csv", Matcher.open(demo_index), results)  # a real results file for the report
     commands = [["--help"], ["index", "info", str(demo_index)], ["index", "verify", str(demo_index)],
                 ["report", str(results), "--index", str(demo_index), "--out", str(tmp_path / "report.html")]]
-    for script in ["import sys, matcher\nprint(sorted(m for m in ('torch', 'timm', 'openvino') if m in sys.modules))",
+    heavy = "('torch', 'timm', 'openvino', 'fastapi', 'uvicorn', 'prometheus_client')"
+    for script in [f"import sys, matcher\nprint(sorted(m for m in {heavy} if m in sys.modules))",
                    LIGHT_SCRIPT.format(commands=commands)]:
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=DEMO.parent)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_serve_refuses_a_missing_index_before_starting(tmp_path):
+    code, output = run("serve", "--index", tmp_path / "nowhere")
+    _one_line_error(code, output, "nowhere", "not found")
