@@ -212,7 +212,7 @@ def test_generated_requests_get_no_5xx_and_answers_follow_the_schema(served):
     for operation in operations:
         admin = "admin" in operation.path
 
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
         def check(case):
             response = case.call(base_url=served.url, headers={"authorization": "Bearer wrong"} if admin else None)
