@@ -42,10 +42,14 @@ _FIELDS = {"listing_id": {"type": "string"}, "title": {"type": "string"},
            "top_k": {"type": "integer", "minimum": 1}}
 
 
-def _body(images: dict) -> dict:
-    """The OpenAPI requestBody of a match endpoint (the handlers read the body themselves, within the limit)."""
+def _body(images: dict, *, raw: bool = False) -> dict:
+    """The OpenAPI requestBody of a match endpoint (the handlers read the body themselves, within the limit);
+    ``raw``: a bare image body is accepted too (its listing fields then go in the query string)."""
     form = {"type": "object", "required": ["image"], "properties": {"image": images, **_FIELDS}}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
+    content = {"multipart/form-data": {"schema": form}}
+    if raw:
+        content.update({media: {"schema": _IMAGE} for media in ("image/jpeg", "image/png", "image/webp")})
+    return {"requestBody": {"required": True, "content": content}}
 
 
 class Service:
@@ -145,7 +149,7 @@ def create_app(index_dir: str | Path, settings: ServiceSettings = ServiceSetting
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     _add_handlers(app, service)
 
-    @app.post("/v1/match", response_model=MatchResponse, responses=ERRORS, openapi_extra=_body(_IMAGE),
+    @app.post("/v1/match", response_model=MatchResponse, responses=ERRORS, openapi_extra=_body(_IMAGE, raw=True),
               summary="Match one listing image (multipart field 'image', or a raw image/* body)")
     async def match(request: Request):
         uploads, fields = await read_uploads(request, 1)
