@@ -112,12 +112,15 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
 @index_app.command("verify")
 @domain_errors
 def index_verify(index_dir: Path = typer.Argument(..., help="Index folder.")):
-    """Check every file of the published version against the sha256 recorded in its manifest."""
+    """Check the published version's manifest against its seal and every file against the sha256 it records."""
     from .index import check_files, published_manifest
+    from .index.manifest import is_sealed
 
-    folder, manifest = published_manifest(index_dir)
+    folder, manifest = published_manifest(index_dir)  # the pointer and the manifest's seal are checked here
     check_files(folder, manifest, hashes=True)
-    typer.echo(f"ok: {folder} ({len(manifest.get('files', {}))} files match manifest.json)")
+    seal = ("manifest.json matches manifest.sha256" if is_sealed(folder)
+            else "manifest.json has no seal: published before manifests were sealed")
+    typer.echo(f"ok: {folder} ({len(manifest.get('files', {}))} files match manifest.json; {seal})")
 
 
 @index_app.command("add")
@@ -162,7 +165,8 @@ def index_gc(index_dir: Path = typer.Argument(..., help="Index folder."),
     for path in removed:
         typer.echo(f"removed {path}")
     kept = index_versions(index_dir)
-    names = ", ".join(v["name"] + (" (current)" if v["current"] else "") for v in kept)
+    names = ", ".join(v["name"] + (" (current)" if v["current"] else " (in use by a running process)"
+                                   if v.get("in_use") else "") for v in kept)
     typer.echo(f"{len(removed)} removed; kept {len(kept)} version(s): {names}")
 
 
@@ -193,6 +197,7 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
 
     if not listings.exists():
         raise MatcherError(f"{listings}: listings folder or manifest not found")
+    _check_scan_outputs(listings, index, out, report)
     matcher = Matcher.open(index, device=device, threads=threads)
     total = sum(1 for _ in iter_listings(listings)) if sys.stderr.isatty() else None
     if total:
@@ -215,6 +220,18 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
     typer.echo(f"results: {Path(out).resolve()}")
     if report is not None:
         _write_report(out, index, report, min_suspicion)
+
+
+def _check_scan_outputs(listings: Path, index: Path, out: Path, report: Optional[Path]) -> None:
+    """Refuse, before the model loads, a results file or report that would overwrite an input or the index."""
+    from .scan import check_output
+
+    source = ("listings folder" if listings.is_dir() else "listings manifest", listings)
+    check_output(out, "results", inputs=[source], folders=[("index folder", index)])
+    if report is not None:
+        check_output(report, "report", inputs=[source, ("results file", out)], folders=[("index folder", index)])
+        check_output(report.with_name(report.stem + "_files"), "report", inputs=[source, ("results file", out)],
+                     folders=[("index folder", index)])
 
 
 def _write_report(results: Path, index: Path, out: Path, min_suspicion: float) -> None:

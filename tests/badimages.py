@@ -5,9 +5,14 @@ when ``tests/`` is on ``sys.path``).
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import pathlib
+import signal
+import socket
 import struct
+from typing import Iterator
 
 from PIL import Image
 import numpy as np
@@ -64,6 +69,83 @@ def write_bad_images(folder: pathlib.Path) -> dict[str, str]:
     return expected
 
 
+def write_bad_corpus(folder: pathlib.Path) -> dict[str, str]:
+    """Write every bad input a listings folder can hold into ``folder``: the images of ``write_bad_images``,
+    more odd images and names, and paths that are no readable file (FIFO, dangling link, symlink loop,
+    link to a device, a sparse file over the byte limit).
+
+    Returns
+    -------
+    dict of str to str
+        ``{'/'-joined path relative to folder: expected status}`` for every entry a walk of ``folder``
+        should give a row (``missing.jpg`` is left out: it is not written). Also written, and not rows:
+        ``.hidden.jpg`` (hidden) and ``notes.txt`` (no image suffix).
+    """
+    from matcher.inputs.files import MAX_FILE_BYTES
+
+    folder = pathlib.Path(folder)
+    expected = {k: v for k, v in write_bad_images(folder).items() if k != "missing.jpg"}
+
+    def write(name: str, data: bytes, status: str) -> None:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        expected[name] = status
+
+    write("drawing_svg.png", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" '
+                             b'height="8"><rect width="8" height="8"/></svg>\n', "unsupported_format")
+    write("one_pixel.png", _encode(Image.new("RGB", (1, 1), RED), "PNG"), "ok")
+    write("strip_10000x20.png", _encode(Image.new("RGB", (10000, 20), BLUE), "PNG"), "ok")
+    write("multipage.tif", _multipage_tiff(), "ok")
+    odd_names = ["new\nline.jpg", "quo\"te's, comma.jpg", "ünïcødé 時計.JPG", "tab\tand\rreturn.jpeg",
+                 "folder.jpg/inside.png"]
+    for seed, name in enumerate(odd_names, start=10):
+        write(name, _noise_jpeg(seed), "ok")  # a folder named like an image is walked, not read
+    write(".hidden.jpg", _noise_jpeg(20), "ok")
+    del expected[".hidden.jpg"]
+    write("notes.txt", b"not a listing", "ok")
+    del expected["notes.txt"]
+    os.mkfifo(folder / "pipe.jpg")
+    expected["pipe.jpg"] = "unreadable"
+    os.symlink(folder / "nowhere.jpg", folder / "dangling.jpg")
+    expected["dangling.jpg"] = "not_found"
+    os.symlink("loop_b.jpg", folder / "loop_a.jpg")
+    os.symlink("loop_a.jpg", folder / "loop_b.jpg")
+    expected.update({"loop_a.jpg": "not_found", "loop_b.jpg": "not_found"})
+    os.symlink("/dev/zero", folder / "endless.jpg")
+    expected["endless.jpg"] = "unreadable"
+    with open(folder / "huge.jpg", "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    expected["huge.jpg"] = "too_large"
+    if _unix_socket(folder / "socket.png"):
+        expected["socket.png"] = "unreadable"
+    try:  # a name that is not UTF-8 (Linux file systems take any bytes)
+        (pathlib.Path(os.fsdecode(os.fsencode(folder) + b"/latin1_\xe9t\xe9.jpg"))).write_bytes(_noise_jpeg(30))
+        expected[os.fsdecode(b"latin1_\xe9t\xe9.jpg")] = "ok"
+    except (OSError, UnicodeError):
+        pass
+    return expected
+
+
+@contextlib.contextmanager
+def fail_if_blocked(seconds: float, fifos: list[pathlib.Path] = ()) -> Iterator[None]:
+    """Raise TimeoutError in the main thread once ``seconds`` have passed, so that a read that blocks fails
+    the test instead of hanging it. First each FIFO is opened and closed for writing: a reader blocked on it, in
+    any thread or process, wakes up (at the end of the data) and the code under test can unwind."""
+    def expire(signum, frame):
+        for fifo in fifos:
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def half_red_half_blue_jpeg(orientation: int = 6) -> bytes:
     """Return a 60x40 (width x height) JPEG, left half red, right half blue, with an EXIF orientation tag.
 
@@ -113,6 +195,22 @@ def _palette_alpha_png() -> bytes:
     image.paste(1, (8, 0, 16, 16))
     image.putpalette([0, 0, 0, *RED])
     return _encode(image, "PNG", transparency=0)
+
+
+def _multipage_tiff() -> bytes:
+    """A 2-page 24x16 TIFF: first page red, second page blue."""
+    pages = [Image.new("RGB", (24, 16), colour) for colour in (RED, BLUE)]
+    return _encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+
+
+def _unix_socket(path: pathlib.Path) -> bool:
+    """Leave a Unix socket file at ``path``; False where that cannot be done (path too long, no AF_UNIX)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(os.fspath(path))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def _animated_gif() -> bytes:

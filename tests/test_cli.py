@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from matcher import IndexMismatchError, Matcher
 from matcher.cli import app
+from matcher.index import store
 from tests.conftest import DEMO
 
 runner = CliRunner()
@@ -86,8 +87,6 @@ def test_index_info_and_verify(demo_index):
 def _copy_index(demo_index, tmp_path):
     copy = tmp_path / "idx"
     shutil.copytree(demo_index, copy)
-    from matcher.index import store
-
     return copy, store.current_version(copy)
 
 
@@ -104,7 +103,7 @@ def test_index_from_other_weights_is_refused(demo_index, tmp_path):
     copy, folder = _copy_index(demo_index, tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["fingerprint"]["weights_sha256"] = "0" * 64
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    store.write_manifest(folder, manifest)  # as another matcher would have sealed it
     with pytest.raises(IndexMismatchError, match="weights_sha256"):
         Matcher.open(copy)
     code, out = run("scan", DEMO / "listings", "--index", copy, "--out", tmp_path / "r.jsonl")
@@ -115,7 +114,7 @@ def test_index_from_other_preprocessing_is_refused(demo_index, tmp_path):
     copy, folder = _copy_index(demo_index, tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["fingerprint"]["preprocessing"]["size"] = 300
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    store.write_manifest(folder, manifest)  # as another matcher would have sealed it
     code, out = run("scan", DEMO / "listings", "--index", copy, "--out", tmp_path / "r.jsonl")
     _one_line_error(code, out, "preprocessing")
 
@@ -124,7 +123,7 @@ def test_newer_index_format_is_refused(demo_index, tmp_path):
     copy, folder = _copy_index(demo_index, tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["format_version"] = 99
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    store.write_manifest(folder, manifest)  # as another matcher would have sealed it
     code, out = run("index", "info", copy)
     _one_line_error(code, out, "format 99", "upgrade")
 

@@ -148,14 +148,16 @@ def remove_from_index(index_dir: str | Path, brands: str | Iterable[str], *, kee
 
 
 def index_versions(index_dir: str | Path) -> list[dict]:
-    """The version folders of an index, oldest first: name, current, created, counts and the last operation."""
+    """The version folders of an index, oldest first: name, current, in_use (a live process holds it open, so
+    garbage collection keeps it), created, counts and the last operation."""
     index_dir = Path(index_dir)
     if not store.versions_dir(index_dir).is_dir():
         raise IndexNotFoundError(f"{index_dir}: no index here (no versions/ folder)")
     current = store.current_version(index_dir)
     out = []
     for folder in store.list_versions(index_dir):
-        info = {"name": folder.name, "current": current is not None and folder.name == current.name}
+        info = {"name": folder.name, "current": current is not None and folder.name == current.name,
+                "in_use": store.in_use(folder)}
         try:
             manifest = read_manifest(folder)
         except MatcherError as exc:  # an unpublished or damaged folder still gets listed
@@ -169,7 +171,8 @@ def index_versions(index_dir: str | Path) -> list[dict]:
 
 
 def gc_index(index_dir: str | Path, *, keep: int | None = None) -> list[Path]:
-    """Remove temporary debris and all but the newest ``keep`` versions (the published one always stays).
+    """Remove temporary debris and all but the newest ``keep`` versions (the published one always stays, and so
+    does a version a live process holds open: ``store.Lease``).
 
     keep : default the index's ``keep_versions``. Returns the removed paths.
     """
@@ -229,6 +232,7 @@ def _publish(index_dir: Path, old: IndexVersion, refs: ReferenceIndex, fingerpri
     extra = {key: previous[key] for key in ("catalog", "build_settings", "calibration") if key in previous}
     extra.update(skipped_references=skipped, history=_history(previous) + [entry], next_id=next_id,
                  typical_prices=typical_prices)
+    old.close()  # everything needed from it is in ``refs``: its lease would keep it from the collection below
     return publish_version(index_dir, refs, old.scorer, fingerprint, extra,
                            keep=store.versions_to_keep(previous, keep))
 

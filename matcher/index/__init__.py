@@ -1,7 +1,8 @@
 """Index: the genuine references of a catalog, searchable, with their calibrated scorer, versioned on disk.
 
-A published version is a folder of files described by its manifest (``manifest.py``), published atomically
-(``store.py``) and loaded as an ``IndexVersion`` (``version.py``): its references (``ReferenceIndex``) and scorer.
+A published version is a folder of files described by its sealed manifest (``manifest.py``: every file's sha256,
+checked before anything parses it), published atomically (``store.py``) and loaded as an ``IndexVersion``
+(``version.py``): its references (``ReferenceIndex``) and scorer, with a lease that keeps garbage collection away.
 """
 from . import store
 from .manifest import check_files, published_manifest, read_manifest, region_runtime_of

@@ -9,13 +9,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 import threading
+import zipfile
+import zlib
 
 import numpy as np
 
 from . import store
+from ..errors import IndexCorruptError
 from ..features.colour import HUE_BINS, hue_histogram, thumbnail_pixels
 from ..features.sift import LocalFeatures, pack_features, unpack_features
 from .likeness import LIKENESS_FILE, ListingLikeness
+from .manifest import verified
 from .prototypes import BrandPrototypes
 from .shared_keypoints import SharedKeypoints, pack_shared, unpack_shared
 from .store import ReferenceRecord
@@ -25,6 +29,13 @@ from .whitening import Whitening
 THUMBNAILS = "thumbnails.npz"
 HUE_HISTOGRAMS = "hue_histograms.npz"  # the thumbnails' hue histograms, so that a scan need not compute them
 COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps decoded (tens of KB each)
+# the files ``load`` reads: each must be listed in the manifest (the optional ones when present)
+REQUIRED_FILES = ("references.csv", "vectors.faiss", "raw_descriptors.npy", "whitening.npz", "background.npy",
+                  "local_features.npz", "shared_keypoints.npz")
+OPTIONAL_FILES = (LIKENESS_FILE, THUMBNAILS, HUE_HISTOGRAMS)
+# what a damaged file makes numpy, zipfile, csv or FAISS raise (the hashes catch damage before; these name it anyway)
+READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, MemoryError,
+               zipfile.BadZipFile, zlib.error)
 
 
 @dataclass
@@ -46,6 +57,9 @@ class ReferenceIndex:
     likeness : raw descriptors of the synthetic listings made from the references (``likeness.py``), for the gate;
         empty for an index saved before them
     folder : the version folder the files were read from (thumbnails are read from it on demand); None in memory
+    manifest_files : the version manifest's ``files`` (size and sha256 per file), so that files read on demand are
+        checked like those read at open; None in memory
+    lease : the ``store.Lease`` that keeps garbage collection away from ``folder`` while this lives; None in memory
     with_prototypes : the cascade compares listings with brand prototypes; False only for an index built without
         them (an ablation), whose scorer never saw the prototype features
     colour_check : the cascade compares the colours of verified matches; False only for an index built without it
@@ -62,6 +76,8 @@ class ReferenceIndex:
     shared_keypoints: SharedKeypoints
     index: VectorIndex
     folder: Path | None = None
+    manifest_files: dict | None = field(default=None, repr=False, compare=False)
+    lease: store.Lease | None = field(default=None, repr=False, compare=False)
     thumbnails: dict[int, bytes] = field(default_factory=dict)
     hue_histograms: dict[int, np.ndarray | None] = field(default_factory=dict)
     likeness: ListingLikeness | None = None
@@ -113,9 +129,10 @@ class ReferenceIndex:
                      histograms=np.asarray(rows, np.float64).reshape(len(ids), HUE_BINS))
 
     def load_thumbnails(self) -> dict[int, bytes]:
-        """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails)."""
+        """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails);
+        checked against the manifest first (IndexCorruptError naming the file when damaged)."""
         if not self.thumbnails and self.folder is not None:
-            self.thumbnails = _read_thumbnails(self.folder)
+            self.thumbnails = _read_thumbnails(self.folder, self.manifest_files)
         return self.thumbnails
 
     def reference_pixels(self, ref_id: int) -> np.ndarray | None:
@@ -144,43 +161,67 @@ class ReferenceIndex:
 
     # ---------------------------------------------------------------- reading
     @classmethod
-    def load(cls, folder: Path, *, with_prototypes: bool = True, colour_check: bool = True) -> "ReferenceIndex":
-        """Read the references' files of a version folder (checked against its manifest by the caller).
+    def load(cls, folder: Path, *, with_prototypes: bool = True, colour_check: bool = True,
+             manifest_files: dict | None = None, lease: store.Lease | None = None) -> "ReferenceIndex":
+        """Read the references' files of a version folder (checked against its manifest by the caller, which
+        passes the manifest's ``files`` for the files read later, and the lease it holds on the folder).
 
-        Raises OSError, ValueError, KeyError or RuntimeError on a damaged file; ``IndexVersion.open`` turns them
-        into IndexCorruptError.
+        Raises IndexCorruptError naming a file that does not parse (READ_ERRORS), or ValueError when the
+        references and vectors disagree (``IndexVersion.open`` turns it into IndexCorruptError).
         """
-        references = store.read_references(folder / "references.csv")
-        index = VectorIndex.load(folder / "vectors.faiss")
-        whitening = Whitening.from_arrays(np.load(folder / "whitening.npz"))
+        references = _parse(folder / "references.csv", store.read_references)
+        index = _parse(folder / "vectors.faiss", VectorIndex.load)
+        whitening = _parse(folder / "whitening.npz", lambda path: Whitening.from_arrays(_arrays(path)))
         ids, vectors = index.reconstruct_all()
         if [r.id for r in references] != sorted(int(i) for i in ids):
             raise ValueError("references.csv and vectors.faiss hold different ids")
         return cls(
             references=references, vectors=vectors[np.argsort(ids)],
-            raw_descriptors=np.load(folder / "raw_descriptors.npy"), whitening=whitening,
-            background=np.load(folder / "background.npy"),
-            local_features=unpack_features(np.load(folder / "local_features.npz")),
-            shared_keypoints=unpack_shared(np.load(folder / "shared_keypoints.npz"), len(references)),
-            index=index, folder=folder, hue_histograms=_read_hue_histograms(folder),
-            likeness=ListingLikeness.load(folder / LIKENESS_FILE, whitening.mean.shape[0]),
+            raw_descriptors=_parse(folder / "raw_descriptors.npy", np.load), whitening=whitening,
+            background=_parse(folder / "background.npy", np.load),
+            local_features=_parse(folder / "local_features.npz", lambda path: unpack_features(_arrays(path))),
+            shared_keypoints=_parse(folder / "shared_keypoints.npz",
+                                    lambda path: unpack_shared(_arrays(path), len(references))),
+            index=index, folder=folder, manifest_files=manifest_files, lease=lease,
+            hue_histograms=_parse(folder / HUE_HISTOGRAMS, _read_hue_histograms),
+            likeness=_parse(folder / LIKENESS_FILE, lambda path: ListingLikeness.load(path, whitening.mean.shape[0])),
             with_prototypes=with_prototypes, colour_check=colour_check,
         )
 
 
-def _read_thumbnails(folder: Path) -> dict[int, bytes]:
-    """Reference id -> JPEG bytes from a version folder's thumbnails.npz ({} when it has none)."""
-    if not (folder / THUMBNAILS).is_file():
+def _parse(path: Path, read):
+    """``read(path)``, a damaged file's error (READ_ERRORS: numpy, zipfile, csv, FAISS) as IndexCorruptError."""
+    try:
+        return read(path)
+    except READ_ERRORS as exc:
+        raise IndexCorruptError(f"{path}: unreadable ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read now (and the file closed)."""
+    with np.load(path) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+
+
+def _read_thumbnails(folder: Path, manifest_files: dict | None) -> dict[int, bytes]:
+    """Reference id -> JPEG bytes from a version folder's thumbnails.npz ({} when it has none), checked against
+    ``manifest_files`` (the manifest's ``files``) before it is read; IndexCorruptError when damaged."""
+    path = verified(folder, manifest_files, THUMBNAILS)
+    if path is None:
         return {}
-    with np.load(folder / THUMBNAILS) as arrays:
+    return _parse(path, _jpegs)
+
+
+def _jpegs(path: Path) -> dict[int, bytes]:
+    with np.load(path) as arrays:  # one array at a time: a large catalog's thumbnails are not held twice
         return {int(key): arrays[key].tobytes() for key in arrays.files}
 
 
-def _read_hue_histograms(folder: Path) -> dict[int, np.ndarray | None]:
-    """Reference id -> hue histogram (None for a grey photo) from a version folder ({} when it has none)."""
-    if not (folder / HUE_HISTOGRAMS).is_file():
+def _read_hue_histograms(path: Path) -> dict[int, np.ndarray | None]:
+    """Reference id -> hue histogram (None for a grey photo) from a version's hue_histograms.npz ({} without it)."""
+    if not path.is_file():
         return {}
-    with np.load(folder / HUE_HISTOGRAMS) as arrays:
+    with np.load(path) as arrays:
         ids, histograms = arrays["ids"], arrays["histograms"]
     if histograms.shape[1:] != (HUE_BINS,):
         return {}  # made with other bins: computed again as needed

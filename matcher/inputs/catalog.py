@@ -26,7 +26,8 @@ class CatalogImage:
     brand : the first-level folder name
     path : '/'-separated path relative to the catalog root, e.g. ``"Acme/bottles/front.jpg"``
     file : absolute path on disk
-    sha256 : hex digest of the file's bytes (identical files are stored once)
+    sha256 : hex digest of the file's bytes (identical files are stored once); '' when the file cannot be read
+             (not a regular file, dangling link...): ``decode_catalog_images`` then reports it as skipped
     """
 
     brand: str
@@ -42,6 +43,14 @@ def _image_files(folder: Path) -> Iterator[Path]:
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 yield Path(root) / name
+
+
+def _absolute(file: Path) -> Path:
+    """``file`` resolved, or made absolute where it cannot be (a symlink loop)."""
+    try:
+        return file.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(file))
 
 
 def scan_catalog(catalog_dir: str | os.PathLike) -> list[CatalogImage]:
@@ -63,12 +72,16 @@ def scan_catalog(catalog_dir: str | os.PathLike) -> list[CatalogImage]:
     seen: set[str] = set()
     for brand_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in _image_files(brand_dir):
-            digest = file_sha256(file)
+            try:
+                digest = file_sha256(file)
+            except (OSError, ValueError):  # a dangling link, FIFO, unreadable file...: its decode reports why
+                digest = ""
             if digest in seen:
                 continue
-            seen.add(digest)
+            if digest:
+                seen.add(digest)
             rel = file.relative_to(root).as_posix()
-            images.append(CatalogImage(brand=brand_dir.name, path=rel, file=file.resolve(), sha256=digest))
+            images.append(CatalogImage(brand=brand_dir.name, path=rel, file=_absolute(file), sha256=digest))
     if not images:
         raise CatalogError(
             f"{root}: empty catalog: no images found in <brand>/ sub-folders "

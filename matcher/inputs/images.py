@@ -3,6 +3,7 @@
 Every failure is raised as :class:`matcher.errors.ImageError` whose ``kind`` says what went
 wrong (``not_found``, ``empty``, ``not_an_image``, ``unsupported_format``, ``too_large``,
 ``unreadable``) and whose message names the input and the problem on one line.
+Files are read by :func:`matcher.inputs.files.read_image_bytes` (bounded, never blocking).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 import numpy as np
 
 from matcher.errors import ImageError
+from .files import MAX_FILE_BYTES, one_line, open_regular, path_text, read_image_bytes
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -39,9 +41,11 @@ _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Return the hex SHA-256 of a file's bytes, read in 1 MiB chunks (OSError propagates)."""
+    """Return the hex SHA-256 of a regular file's bytes, read in 1 MiB chunks (OSError and
+    ``NotRegularFileError`` propagate; a FIFO or device is refused, never read)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd, _ = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
         for chunk in iter(lambda: handle.read(_HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -52,47 +56,13 @@ def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_image_bytes(path: str | os.PathLike, *, name: str | None = None) -> bytes:
-    """Read a whole image file into memory.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file to read.
-    name : str, optional
-        How to name the file in error messages; defaults to ``path``.
-
-    Returns
-    -------
-    bytes
-        The file's contents, never empty.
-
-    Raises
-    ------
-    ImageError
-        ``not_found`` (missing, or a directory), ``empty`` (0 bytes), ``unreadable`` (other OS errors).
-    """
-    label = name if name is not None else os.fsdecode(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError("not_found", f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError("not_found", f"{label}: is a directory, not an image file") from None
-    except OSError as exc:
-        raise ImageError("unreadable", f"{label}: cannot read file ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageError("empty", f"{label}: file is empty (0 bytes)")
-    return data
-
-
 def load_image(
     source: ImageSource,
     *,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft_side: int | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Image.Image:
     """Decode an image into a fully loaded mode-'RGB' PIL image.
 
@@ -109,6 +79,8 @@ def load_image(
     draft_side : int, optional
         For JPEGs only: let the decoder downscale by 1/2, 1/4 or 1/8 (DCT scaling) while
         keeping both sides >= ``draft_side`` pixels. ``None`` decodes at full size.
+    max_bytes : int
+        For a path: the largest file read (see :func:`read_image_bytes`).
 
     Returns
     -------
@@ -127,17 +99,17 @@ def load_image(
     if draft_side is not None and draft_side < 1:
         raise ValueError(f"draft_side must be >= 1 or None, got {draft_side}")
     if isinstance(source, Image.Image):
-        label = name if name is not None else "<image>"
+        label = one_line(name) if name is not None else "<image>"
         _check_pixel_count(source.size, max_pixels, label)
         return _to_rgb(_load_and_orient(source, label), label)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        label = name if name is not None else "<bytes>"
+        label = one_line(name) if name is not None else "<bytes>"
         data = bytes(source)
         if not data:
             raise ImageError("empty", f"{label}: image data is empty (0 bytes)")
     elif isinstance(source, (str, os.PathLike)):
-        label = name if name is not None else os.fsdecode(source)
-        data = read_image_bytes(source, name=label)
+        label = one_line(name if name is not None else path_text(source))
+        data = read_image_bytes(source, name=label, max_bytes=max_bytes)
     else:
         raise TypeError(f"load_image: expected a path, bytes or PIL image, got {type(source).__name__}")
     return _decode_bytes(data, label, max_pixels, draft_side)

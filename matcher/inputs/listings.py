@@ -12,11 +12,17 @@ source yields. A resumed scan uses it to know which inputs are already done,
 so it stays correct even when two manifest rows name the same image.
 Listings are streamed: a folder is read one directory at a time and a
 manifest one line at a time.
+
+Nothing is lost: every folder entry named like an image is a listing (a FIFO
+or dangling link fails when read, with its reason; see ``walk.py``) and what a
+walk leaves out is counted (``WalkReport``); a manifest line naming an impossible
+path (NUL byte, symlink loop) is a listing too. A manifest is a regular file of
+lines up to ``MAX_LINE_BYTES``; CSV is strict (an unterminated quote is an error
+at its ``file:line:column``, not a field swallowing the rest of the file).
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import os
@@ -25,9 +31,15 @@ import types
 from typing import Iterator, Mapping
 
 from matcher.errors import ListingsError
+from .files import open_regular
+from .strictcsv import Feed, csv_rows, strict_reader
+from .walk import IMAGE_SUFFIXES, WalkReport, walk_images
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+__all__ = ["IMAGE_SUFFIXES", "MAX_LINE_BYTES", "Listing", "WalkReport", "iter_listings", "manifest_columns",
+           "column_number", "walk_report"]
+
 MANIFEST_SUFFIXES = (".txt", ".csv", ".jsonl")
+MAX_LINE_BYTES = 1 << 20  # longest manifest line, its line ending included
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,19 +72,23 @@ class Listing:
     line: int = dataclasses.field(default=0, compare=False)
 
 
-def iter_listings(source: str | os.PathLike) -> Iterator[Listing]:
+def iter_listings(source: str | os.PathLike, *, skipped: WalkReport | None = None) -> Iterator[Listing]:
     """Yield the listings of a folder or a manifest file, in a stable order.
 
     Parameters
     ----------
     source : str or os.PathLike
-        A folder, searched recursively for files with an image suffix (any
-        case, see ``IMAGE_SUFFIXES``). Hidden files and folders are skipped;
+        A folder, searched recursively for entries with an image suffix (any
+        case, see ``IMAGE_SUFFIXES``), whatever their type (a dangling link or
+        a FIFO fails when read). Hidden files and folders are skipped;
         symlinks are followed but each real folder is walked once. Entries are
         sorted by name within each folder. An empty folder yields nothing.
         Or a manifest: ``.txt`` (one path per line; blank lines and '#' lines
         skipped), ``.csv`` or ``.jsonl`` (a ``path`` column/key required).
         Relative paths resolve against the manifest's folder.
+    skipped : WalkReport, optional
+        For a folder: counts what the walk leaves out, as it goes (complete once
+        the iterator is exhausted). Untouched for a manifest.
 
     Raises
     ------
@@ -83,7 +99,7 @@ def iter_listings(source: str | os.PathLike) -> Iterator[Listing]:
     src = pathlib.Path(source)
     kind = _source_kind(src)
     if kind == "folder":
-        return _iter_folder(src)
+        return _iter_folder(src, WalkReport() if skipped is None else skipped)
     if kind == ".txt":
         return _iter_txt(src)
     if kind == ".csv":
@@ -102,8 +118,7 @@ def manifest_columns(source: str | os.PathLike) -> list[str]:
     kind = _source_kind(src)
     if kind == ".csv":
         with _open_lines(src) as lines:
-            reader = csv.reader(lines)
-            names, _ = _csv_header(src, reader)
+            names, _ = _csv_header(src, *strict_reader(lines))
         return [n for n in names if n and n != "path"]
     if kind == ".jsonl":
         seen: dict[str, None] = {}
@@ -119,8 +134,20 @@ def column_number(source: str | os.PathLike, name: str) -> int:
     if _source_kind(src) != ".csv":
         return 1
     with _open_lines(src) as lines:
-        names, _ = _csv_header(src, csv.reader(lines))
+        names, _ = _csv_header(src, *strict_reader(lines))
     return names.index(name) + 1 if name in names else 1
+
+
+def walk_report(source: str | os.PathLike) -> WalkReport:
+    """What a walk of a listings folder leaves out (see ``WalkReport``; its ``line()`` for a summary); an
+    empty report for a manifest. Walks the folder again: ``iter_listings(..., skipped=...)`` counts the
+    scan's own walk."""
+    src = pathlib.Path(source)
+    report = WalkReport()
+    if _source_kind(src) == "folder":
+        for _ in walk_images(str(src.resolve()), report):
+            pass
+    return report
 
 
 # --- sources ---------------------------------------------------------------
@@ -141,44 +168,11 @@ def _source_kind(src: pathlib.Path) -> str:
     return suffix
 
 
-def _iter_folder(root: pathlib.Path) -> Iterator[Listing]:
-    """Yield the image files under ``root`` (see ``iter_listings``)."""
+def _iter_folder(root: pathlib.Path, skipped: WalkReport) -> Iterator[Listing]:
+    """Yield the entries named like images under ``root`` (see ``iter_listings`` and ``walk.py``)."""
     base = root.resolve()
-    top = os.stat(base)
-    visited = {(top.st_dev, top.st_ino)}
-    for position, rel in enumerate(_walk(str(base), "", visited)):
+    for position, rel in enumerate(walk_images(str(base), skipped)):
         yield Listing(listing=rel, path=base / rel, fields=types.MappingProxyType({}), position=position)
-
-
-def _walk(folder: str, prefix: str, visited: set) -> Iterator[str]:
-    """Yield '/'-joined relative paths of images under ``folder``, sorted by name.
-
-    ``visited`` holds (device, inode) of folders already walked, so a symlink
-    loop or two links to one folder do not repeat files. Unreadable
-    sub-folders are skipped, like ``os.walk`` does.
-    """
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        if not prefix:
-            raise ListingsError(f"{folder}: cannot read listings folder") from None
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        rel = prefix + entry.name
-        try:
-            if entry.is_dir():  # follows symlinks
-                info = entry.stat()
-                key = (info.st_dev, info.st_ino)
-                if key not in visited:
-                    visited.add(key)
-                    yield from _walk(entry.path, rel + "/", visited)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
-                yield rel
-        except OSError:  # broken symlink or vanished entry
-            continue
 
 
 def _iter_txt(src: pathlib.Path) -> Iterator[Listing]:
@@ -197,12 +191,17 @@ def _iter_txt(src: pathlib.Path) -> Iterator[Listing]:
 def _iter_csv(src: pathlib.Path) -> Iterator[Listing]:
     """Yield listings of a ``.csv`` manifest with a ``path`` column."""
     base = src.resolve().parent
-    position = 0
+    for position, (line, raw, fields) in enumerate(_csv_records(src)):
+        yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, line)
+
+
+def _csv_records(src: pathlib.Path) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """Yield (line, path, extra fields) of each non-blank row of a ``.csv`` manifest, checked."""
     with _open_lines(src) as lines:
-        reader = csv.reader(lines)
-        names, path_col = _csv_header(src, reader)
+        feed, reader = strict_reader(lines)
+        names, path_col = _csv_header(src, feed, reader)
         extras = [(i, n) for i, n in enumerate(names) if i != path_col and n]
-        for row in _csv_rows(src, reader):
+        for row in csv_rows(src, feed, reader):
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             line = reader.line_num
@@ -214,22 +213,12 @@ def _iter_csv(src: pathlib.Path) -> Iterator[Listing]:
             raw = row[path_col].strip() if path_col < len(row) else ""
             if not raw:
                 raise ListingsError(f"{src}:{line}:{path_col + 1}: empty 'path'")
-            fields = {name: (row[i] if i < len(row) else "") for i, name in extras}
-            yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, line)
-            position += 1
+            yield line, raw, {name: (row[i] if i < len(row) else "") for i, name in extras}
 
 
-def _csv_rows(src: pathlib.Path, reader) -> Iterator[list[str]]:
-    """Yield a csv.reader's rows, turning csv.Error into ListingsError."""
-    try:
-        yield from reader
-    except csv.Error as exc:
-        raise ListingsError(f"{src}:{reader.line_num}:1: bad CSV: {exc}") from None
-
-
-def _csv_header(src: pathlib.Path, reader) -> tuple[list[str], int]:
+def _csv_header(src: pathlib.Path, feed: Feed, reader) -> tuple[list[str], int]:
     """Read a CSV header; return (column names, index of 'path')."""
-    header = next(_csv_rows(src, reader), None)
+    header = next(csv_rows(src, feed, reader), None)
     if header is None:
         raise ListingsError(f"{src}:1:1: CSV manifest is empty; it needs a header row with a 'path' column")
     names = [h.strip() for h in header]
@@ -248,7 +237,7 @@ def _iter_jsonl(src: pathlib.Path) -> Iterator[Listing]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, strict=False)  # a control character (NUL...) in a string is kept
             except json.JSONDecodeError as exc:
                 raise ListingsError(f"{src}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
             if not isinstance(obj, dict):
@@ -275,19 +264,21 @@ def _open_lines(src: pathlib.Path) -> Iterator[Iterator[str]]:
 
     Each line is decoded on its own, so a bad byte is reported with its exact
     line and column. Line endings are kept (as ``csv`` wants); a UTF-8 BOM at
-    the start is dropped.
+    the start is dropped. Only a regular file is opened (never blocking on a FIFO).
     """
     try:
-        file = open(src, "rb")
+        fd, _ = open_regular(src)
     except OSError as exc:
-        raise ListingsError(f"{src}: cannot read manifest: {exc.strerror}") from None
-    with file:
+        raise ListingsError(f"{src}: cannot read manifest: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as file:
         yield _decoded_lines(src, file)
 
 
 def _decoded_lines(src: pathlib.Path, file) -> Iterator[str]:
-    """Yield the lines of a binary file decoded as UTF-8."""
-    for lineno, raw in enumerate(file, start=1):
+    """Yield the lines of a binary file decoded as UTF-8, each at most MAX_LINE_BYTES."""
+    for lineno, raw in enumerate(iter(lambda: file.readline(MAX_LINE_BYTES + 1), b""), start=1):
+        if len(raw) > MAX_LINE_BYTES:
+            raise ListingsError(f"{src}:{lineno}:1: line longer than {MAX_LINE_BYTES} bytes (not a manifest?)")
         if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         try:
@@ -297,11 +288,15 @@ def _decoded_lines(src: pathlib.Path, file) -> Iterator[str]:
 
 
 def _resolve(base: pathlib.Path, raw: str) -> pathlib.Path:
-    """Resolve a manifest path against the manifest's folder."""
+    """Resolve a manifest path against the manifest's folder (kept unresolved where it cannot be: a symlink
+    loop or a NUL byte; reading it then fails with the reason)."""
     path = pathlib.Path(raw)
     if not path.is_absolute():
         path = base / path
-    return path.resolve()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return path
 
 
 def _field_text(value: object) -> str:

@@ -32,7 +32,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Union
 from PIL import Image
 
 from ..errors import ImageError
-from .images import bytes_sha256, load_image, read_image_bytes
+from .files import one_line, read_image_bytes
+from .images import bytes_sha256, load_image
 from .listings import Listing
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ def read_listing(path: str | os.PathLike, name: str, seen: OrderedDict | None = 
         data = read_image_bytes(path, name=name)
     except ImageError as exc:
         return None, exc
+    except Exception as exc:  # noqa: BLE001 - a bad path costs one row, not the scan
+        return None, ImageError("unreadable", f"{one_line(name)}: cannot read file ({type(exc).__name__}: {exc})")
     digest = bytes_sha256(data)
     if seen is not None and digest in seen:
         seen.move_to_end(digest)
@@ -86,7 +89,8 @@ def read_listing(path: str | os.PathLike, name: str, seen: OrderedDict | None = 
     except ImageError as exc:
         return digest, exc
     except Exception as exc:  # noqa: BLE001 - a decoder bug costs one row, not the scan
-        return digest, ImageError("unreadable", f"{name}: cannot decode image ({type(exc).__name__}: {exc})")
+        return digest, ImageError("unreadable",
+                                  f"{one_line(name)}: cannot decode image ({type(exc).__name__}: {exc})")
     if seen is not None:
         seen[digest] = None
         if len(seen) > SEEN_LIMIT:
@@ -252,7 +256,8 @@ class DecodePool(contextlib.AbstractContextManager):
                 self._start_pool()  # the first loss of this pool: the rest of the batch goes one by one
             return Decoded(item, *self._alone(item))
         except Exception as exc:  # noqa: BLE001 - e.g. MemoryError in the worker: this listing's row
-            return Decoded(item, None, ImageError("unreadable", f"{item.listing}: cannot decode image ({exc!r})"))
+            return Decoded(item, None, ImageError("unreadable",
+                                                  f"{one_line(item.listing)}: cannot decode image ({exc!r})"))
 
     def _alone(self, item: Listing) -> tuple[str | None, Payload]:
         """Decode one listing with nothing else in flight: if the worker dies now, this listing killed it."""
@@ -265,5 +270,5 @@ class DecodePool(contextlib.AbstractContextManager):
             self.crashes += 1
             log.warning("%s: decoding it crashed a worker process", item.listing)
             self._start_pool()
-            return None, ImageError("unreadable", f"{item.listing}: unreadable image (decoding it crashed "
-                                                  "the decoder process)")
+            return None, ImageError("unreadable", f"{one_line(item.listing)}: unreadable image (decoding it "
+                                                  "crashed the decoder process)")

@@ -23,6 +23,7 @@ from PIL import Image
 from ..errors import ImageError, MatcherError
 from ..index import published_manifest, reference_thumbnails
 from ..inputs.images import load_image, thumbnail_jpeg
+from ..scan import check_output
 from .page import render_page
 from .rows import Card, Thumb, as_number, load_rows, one_line
 
@@ -60,14 +61,17 @@ def write_report(results_path: str | os.PathLike, index_dir: str | os.PathLike |
     Raises
     ------
     MatcherError
-        Missing or malformed results file, unwritable output, or an unusable index (one line, naming the file).
+        Missing or malformed results file, unwritable output, or an unusable index (one line, naming the file);
+        ``OutputPathError`` when ``out_path`` (or its thumbnails folder) is the results file or lies in the index.
     """
     results_path, out_path = Path(results_path), Path(out_path)
+    files_dir = out_path.with_name(out_path.stem + "_files")
+    for path in (out_path, files_dir):  # before reading anything: a refusal costs nothing
+        check_output(path, "report", inputs=[("results file", results_path)], folders=[("index folder", index_dir)])
     rows = load_rows(results_path)
     suspects = [r for r in rows if r.suspect]
     shown = [r for r in suspects if (r.suspicion or 0.0) >= min_suspicion]
     failed = [r for r in rows if not r.ok]
-    files_dir = out_path.with_name(out_path.stem + "_files")
     _prepare_files_dir(files_dir, out_path)
     listing_thumbs = _write_listing_thumbs([r.path for r in shown], files_dir)
     reference_thumbs = _write_reference_thumbs([r.reference for r in shown if r.reference], index_dir, files_dir)
@@ -102,7 +106,7 @@ def _write_listing_thumbs(paths: list[str], files_dir: Path) -> dict[str, Thumb]
 
 
 def _listing_thumb(path: str, files_dir: Path, name: str) -> Thumb:
-    if not path:
+    if not path or "\x00" in path:  # no file name holds a NUL: a results file edited by hand
         return Thumb(None, note="no image path in the results")
     try:
         image = load_image(path, draft_side=2 * THUMB_SIDE)
@@ -170,7 +174,7 @@ def _write_text(path: Path, text: str) -> None:
     """Write the page atomically (temp file + rename), so a reader never sees half a report."""
     temp = path.with_name(path.name + ".tmp")
     try:
-        temp.write_text(text, encoding="utf-8")
+        temp.write_bytes(text.encode("utf-8", "backslashreplace"))  # an undecodable file name shows as \udcXX
         os.replace(temp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -22,7 +22,9 @@ from ..cascade.scoring import MatchResult
 from ..errors import ImageError
 from ..inputs.brands import check_listing_prices
 from ..inputs.listings import Listing, iter_listings, manifest_columns
+from ..inputs.walk import WalkReport
 from ..inputs.reader import DecodePool, read_listing
+from .outputs import check_output
 from .ranking import rank_results
 from .rows import result_row
 from .writers import open_writer
@@ -41,6 +43,7 @@ class ScanSummary:
     checks: Counter = field(default_factory=Counter)  # MatchResult.checks of the readable listings
     top: list[dict] = field(default_factory=list)
     kept: int | None = None  # rows left in the results file after --min-suspicion (None: not ranked)
+    left_out: WalkReport = field(default_factory=WalkReport)  # what a folder walk did not take as a listing
 
     @property
     def per_second(self) -> float:
@@ -55,7 +58,8 @@ class ScanSummary:
         stages = (f"; checked in full {self.checks['full']}, dismissed {self.checks['dismissed']}, "
                   f"global stage only {self.checks['global']}" if self.checks else "")
         return (f"{self.total} listings{resumed} in {self.seconds:.1f} s ({self.per_second:.1f}/s); "
-                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{stages}{filtered}")
+                f"verdicts: {verdicts or 'none'}; status: {statuses or 'none'}{stages}{filtered}"
+                + (f"; {self.left_out.line()}" if self.left_out else ""))
 
 
 def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
@@ -78,7 +82,8 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     Rows are written in input order as the scan goes; when every listing has its row and ``rank`` is set, the
     file is rewritten most suspicious first (``rank_results`` of ``ranking.py``), dropping decoded rows whose suspicion
     is below ``min_suspicion`` (failed rows always stay). A manifest ``price`` that is not a price is refused
-    before any work, with its file:line:column.
+    before any work, with its file:line:column. A ``results_path`` that is the listings manifest (or folder), or
+    lies in the matcher's index folder, is refused before anything is written (``OutputPathError``, exit code 2).
 
     on_batch : called with the number of listings just written (for progress bars)
     keep_top : how many of the most suspicious ok rows the summary keeps for printing
@@ -87,6 +92,9 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
               one batch ahead)
     """
     results_path = Path(results_path)
+    check_output(results_path, "results",
+                 inputs=[(f"listings {'folder' if Path(source).is_dir() else 'manifest'}", source)],
+                 folders=[("index folder", getattr(matcher, "index_dir", None))])
     columns = manifest_columns(source)
     check_listing_prices(source, columns)
     typical_prices = matcher.typical_prices
@@ -96,7 +104,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
             DecodePool(workers) as reader:
         done = writer.finished_positions
-        batches = reader.read(_batches(iter_listings(source), batch_size), lambda item: item.position not in done)
+        batches = reader.read(_batches(iter_listings(source, skipped=summary.left_out), batch_size), lambda item: item.position not in done)
         for batch, decoded in batches:
             summary.skipped += len(batch) - len(decoded)
             rows: list[tuple[Listing, str | None, Image.Image | ImageError]] = []

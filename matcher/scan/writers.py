@@ -28,6 +28,7 @@ RESULT_FIELDS = ["listing", "listing_id", "status", "error", "verdict", "brand",
                  "suspicion", "explanation", "path"]
 NUMBER_FIELDS = ("score", "suspicion")
 RESULT_SUFFIXES = (".jsonl", ".csv")
+_CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
 def open_writer(
@@ -110,8 +111,7 @@ class ResultWriter:
             obj["position"] = position
             if matches is not None:
                 obj["matches"] = list(matches)
-            line = json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n"
-            data = line.encode("utf-8")
+            data = _jsonl_line(obj)
         else:
             cells = [_cell(row.get(name)) for name in self.columns]
             cells += [str(position), "" if matches is None else _to_json(list(matches))]
@@ -190,10 +190,34 @@ def _columns(extra_fields: Sequence[str]) -> list[str]:
 
 
 def _csv_line(cells: Sequence[str]) -> bytes:
-    """Format one CSV record (quoted as needed) ending in '\\n'."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
-    return buf.getvalue().encode("utf-8")
+    """Format one CSV record ending in '\\n'.
+
+    A cell holding ',', '"', '\\r' or '\\n' is quoted ('"' doubled); the others are written as they are
+    (leading '=', spaces, tabs included), so any reader reads the same text back. (``csv.writer`` leaves a
+    lone '\\r' unquoted when the line terminator is '\\n': the record would then end early.) Characters
+    that are not UTF-8 (undecodable file names, held as surrogate escapes) are written as their raw bytes;
+    another lone surrogate (a manifest's "\\ud800" escape) has no bytes and is written as that escape text.
+    """
+    line = ",".join(_csv_quote(cell) for cell in cells) + "\n"
+    try:
+        return line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "backslashreplace")
+
+
+def _csv_quote(cell: str) -> str:
+    if any(c in cell for c in _CSV_SPECIAL):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def _jsonl_line(obj: dict) -> bytes:
+    """One JSON line; non-ASCII kept as is, unless a file name holds surrogates (then all is \\u-escaped)."""
+    line = json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (an undecodable file name): escaped, it reads back the same
+        return (json.dumps(obj, ensure_ascii=True, default=_json_default) + "\n").encode("ascii")
 
 
 def _cell(value: object) -> str:
@@ -312,7 +336,7 @@ def _raw_records(f, fmt: str) -> Iterator[tuple[int, int, bytes, bool]]:
 
 def _parse_record(fmt: str, data: bytes, header: list[str] | None) -> object:
     """Parse one record; raise ValueError when it is not a valid result line."""
-    text = data.decode("utf-8")
+    text = data.decode("utf-8", "surrogateescape")  # raw bytes of an undecodable file name come back as written
     if not text.strip():
         return None
     if fmt == "jsonl":
@@ -320,13 +344,30 @@ def _parse_record(fmt: str, data: bytes, header: list[str] | None) -> object:
         if not isinstance(obj, dict) or not isinstance(obj.get("position"), int):
             raise ValueError("not a JSON object with an int 'position'")
         return obj
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if len(rows) != 1:
-        raise ValueError("not one CSV record")
-    row = rows[0]
+    row = _csv_record(text)
     if header is not None:
         if len(row) != len(header):
             raise ValueError(f"{len(row)} fields, expected {len(header)}")
         if "position" in header:
             int(row[header.index("position")])
     return row
+
+
+def _csv_record(text: str) -> list[str]:
+    """The cells of one CSV record (``text`` ends with its newline).
+
+    The csv module takes an unquoted '\\r' for the end of a line. This writer quotes every '\\r', but
+    earlier versions did not: such a record reads as several rows, glued back here at each '\\r' (the
+    record is one physical line, its quotes balanced, so nothing else can have split it).
+    """
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        raise ValueError("not a CSV record")
+    cells = list(rows[0])
+    for row in rows[1:]:
+        if not cells:
+            cells = [""]
+        following = row or [""]
+        cells[-1] += "\r" + following[0]
+        cells += following[1:]
+    return cells

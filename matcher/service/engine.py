@@ -61,10 +61,10 @@ class Engine:
         """Load the newest published version if it is not the one served; True if it switched. A version that
         fails to load leaves the served one in place (logged, returns False)."""
         with self._reload_lock:
-            folder = store.current_version(self.index_dir)
-            if folder is None or folder.name == self.version.folder.name:
-                return False
             try:
+                folder = store.current_version(self.index_dir)
+                if folder is None or folder.name == self.version.folder.name:
+                    return False
                 version = IndexVersion.open(self.index_dir, self.embedder.fingerprint())
             except MatcherError as exc:
                 log.error("index %s: keeping version %s; the new one does not load: %s",

@@ -110,13 +110,37 @@ def bomb() -> bytes:
     ({"files": [("other", ("a.jpg", b"x", "image/jpeg"))]}, 422, "missing_image"),
     ({"files": [image_part(b"x")], "data": {"price": "cheap"}}, 422, "invalid_price"),
     ({"files": [image_part(b"x")], "data": {"top_k": "many"}}, 422, "invalid_top_k"),
-    ({"content": b"x" * 30_000_000, "headers": {"content-type": "image/jpeg"}}, 413, "body_too_large"),
 ])
 def test_bad_requests_get_a_json_4xx_and_the_server_keeps_serving(served, request_kwargs, status, code):
     response = served.client.post("/v1/match", **request_kwargs)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
     assert served.client.get("/healthz").status_code == 200
+
+
+def test_a_30_mb_body_is_refused_from_its_declared_length_before_it_is_sent(served):
+    import http.client
+
+    host, port = served.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/v1/match")
+    connection.putheader("Content-Type", "image/jpeg")
+    connection.putheader("Content-Length", str(30_000_000))
+    connection.endheaders()  # no body: the answer must not wait for it
+    response = connection.getresponse()
+    assert response.status == 413 and b"body_too_large" in response.read()
+    connection.close()
+
+
+def test_a_body_without_a_declared_length_is_refused_once_it_passes_the_limit(demo_index):
+    server = Served(demo_index, ServiceSettings(max_upload_mb=0.1, reload_interval_s=0))
+    try:
+        chunks = (b"x" * 50_000 for _ in range(6))  # 300 kB, chunked: the limit is found while reading
+        response = server.client.post("/v1/match", content=chunks, headers={"content-type": "image/jpeg"})
+        assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+        assert server.client.get("/healthz").status_code == 200
+    finally:
+        server.close()
 
 
 def test_a_decompression_bomb_is_refused_as_too_large(served):
