@@ -66,10 +66,8 @@ def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/
                 runtime: str = typer.Option("auto", help=RUNTIME_HELP)):
     """Build an index of a brand catalog and publish it as a new version of OUT."""
     from .building import build_index
-    from .features import Embedder
 
-    embedder = Embedder(threads=threads, runtime=_runtime(runtime))
-    published = build_index(catalog_dir, out, embedder=embedder, progress=_say)
+    published = build_index(catalog_dir, out, runtime=_runtime(runtime), threads=threads, progress=_say)
     typer.echo(str(published))
 
 

@@ -36,13 +36,11 @@ def _one_line_error(code, output, *needles):
         assert needle in lines[0]
 
 
-@pytest.mark.slow  # loads the CNN before it reads the catalog
 def test_build_missing_catalog_is_one_line(tmp_path):
     code, out = run("index", "build", tmp_path / "nope", "--out", tmp_path / "idx")
     _one_line_error(code, out, "nope", "not found")
 
 
-@pytest.mark.slow  # loads the CNN before it reads the catalog
 def test_build_empty_catalog_is_one_line(tmp_path):
     (tmp_path / "empty" / "Brand").mkdir(parents=True)
     code, out = run("index", "build", tmp_path / "empty", "--out", tmp_path / "idx")

@@ -87,19 +87,22 @@ def synthetic_listings(images, references: list[ReferenceRecord], settings: Buil
 
 
 def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embedder | None = None,
-                settings: BuildSettings = BuildSettings(), progress: Progress | None = None) -> Path:
+                settings: BuildSettings = BuildSettings(), progress: Progress | None = None,
+                runtime: str = "auto", threads: int | None = None) -> Path:
     """Build an index of the genuine references in ``catalog_dir`` and publish it as a new version of ``out_dir``.
 
+    embedder : the CNN to embed with; by default ``Embedder(runtime=runtime, threads=threads)``, made once the
+        catalog has been read (a bad catalog is refused before the model loads)
     Returns the published version folder. The previous version (if any) stays untouched until the new one is
     complete; a crash leaves it published.
     """
     say = reporter(progress)
     catalog_dir, out_dir = Path(catalog_dir), Path(out_dir)
-    embedder = embedder or Embedder()
     items, images, skipped = decode_catalog_images(catalog_dir, scan_catalog(catalog_dir))
     if not items:
         raise CatalogError(f"{catalog_dir}: no reference image could be decoded")
     typical_prices = read_brand_prices(catalog_dir, {item.brand for item in items})  # fail before the CNN work
+    embedder = embedder or Embedder(runtime=runtime, threads=threads)
     say(f"embedding {len(images)} references of {len({i.brand for i in items})} brands")
     raw = embedder.describe(images)
     references = [ReferenceRecord(i, item.brand, item.path, item.sha256) for i, item in enumerate(items)]
