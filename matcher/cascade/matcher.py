@@ -16,7 +16,7 @@ from ..features import DescriptorConfig, Embedder
 from ..features.matching import load_int8_matcher
 from ..features.runtimes import INT8_FAMILY, RUNTIME_FAMILY, runtime_for
 from ..index import IndexVersion, published_manifest, region_runtime_of, store
-from ..inputs import load_image
+from ..inputs import load_or_error
 from .run import run_cascade
 from .scoring import MatchResult
 from .settings import CascadeSettings
@@ -66,7 +66,7 @@ class Matcher:
     def reload(self) -> bool:
         """Pick up the newest published version; returns True if it changed."""
         folder = store.current_version(self.index_dir)
-        if folder is None or (self.version.folder and folder.name == self.version.folder.name):
+        if folder is None or folder.name == self.version.folder.name:
             return False
         self.version = IndexVersion.open(self.index_dir, self.embedder.fingerprint())
         return True
@@ -77,13 +77,7 @@ class Matcher:
 
     def match_many(self, images: Iterable[ImageInput]) -> list[MatchResult]:
         """Match many images; one result per input, same order. Bad images get a non-ok status."""
-        decoded: list[Image.Image | ImageError] = []
-        for item in images:
-            try:
-                decoded.append(load_image(item))
-            except ImageError as exc:
-                decoded.append(exc)
-        return self.match_decoded(decoded)
+        return self.match_decoded([load_or_error(item) for item in images])
 
     def match_decoded(self, decoded: Sequence[Image.Image | ImageError]) -> list[MatchResult]:
         """Match already decoded RGB images; ImageError entries pass through as failed results."""

@@ -104,13 +104,19 @@ class FileHashes:
 FILE_HASHES = FileHashes()  # the process's one cache of large files' hashes (see the module docstring)
 
 
-def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:
-    """(folder, manifest) of the published version of ``index_dir``; IndexNotFoundError when there is none."""
+def published_folder(index_dir: str | Path) -> Path:
+    """The folder of the published version of ``index_dir``; IndexNotFoundError when there is none."""
     index_dir = Path(index_dir)
     folder = store.current_version(index_dir)
     if folder is None:
         what = "is not an index folder (no CURRENT pointer)" if index_dir.exists() else "not found"
         raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
+    return folder
+
+
+def published_manifest(index_dir: str | Path) -> tuple[Path, dict]:
+    """(folder, manifest) of the published version of ``index_dir``; IndexNotFoundError when there is none."""
+    folder = published_folder(index_dir)
     return folder, read_manifest(folder)
 
 
@@ -159,7 +165,7 @@ def _check_seal(folder: Path, data: bytes) -> bool:
     except FileNotFoundError:
         return False  # published before seals, unless the manifest says otherwise (read_manifest)
     except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"{seal}: unreadable ({_short(str(exc))})") from None
+        raise _unreadable(seal, exc) from None
     if recorded[:2] != [hashlib.sha256(data).hexdigest(), store.MANIFEST]:
         raise IndexCorruptError(f"{folder / store.MANIFEST}: content does not match the sha256 in {store.SEAL}")
     return True
@@ -210,7 +216,7 @@ def _check_size(path: Path, meta: dict) -> None:
     except FileNotFoundError:
         raise IndexCorruptError(f"{path}: listed in manifest.json but missing") from None
     except OSError as exc:
-        raise IndexCorruptError(f"{path}: unreadable ({_short(str(exc))})") from None
+        raise _unreadable(path, exc) from None
     if not path.is_file():
         raise IndexCorruptError(f"{path}: listed in manifest.json but not a file")
     if st.st_size != meta.get("bytes"):
@@ -221,14 +227,18 @@ def _digest(path: Path, hashes: FileHashes | None) -> str:
     try:
         return hashes.sha256(path) if hashes is not None else file_sha256(path)
     except OSError as exc:
-        raise IndexCorruptError(f"{path}: unreadable ({_short(str(exc))})") from None
+        raise _unreadable(path, exc) from None
 
 
 def _remembered(path: Path) -> str | None:
     try:
         return FILE_HASHES.remembered(path)
     except OSError as exc:
-        raise IndexCorruptError(f"{path}: unreadable ({_short(str(exc))})") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> IndexCorruptError:
+    return IndexCorruptError(f"{path}: unreadable ({_short(str(exc))})")
 
 
 def _check_digest(path: Path, meta: dict, digest: str) -> None:
@@ -239,13 +249,10 @@ def _check_digest(path: Path, meta: dict, digest: str) -> None:
 def check_files(folder: Path, manifest: dict, *, hashes: bool = False) -> None:
     """Every file the manifest lists exists with its size (and, with hashes=True, its sha256, hashed afresh)."""
     for name, meta in _listed(folder, manifest).items():
-        path = folder / name
         if hashes:
-            check_file(path, meta, hashes=None)
-        elif not path.is_file():
-            raise IndexCorruptError(f"{path}: listed in manifest.json but missing")
-        elif path.stat().st_size != meta.get("bytes"):
-            raise IndexCorruptError(f"{path}: size {path.stat().st_size} bytes, manifest says {meta.get('bytes')}")
+            check_file(folder / name, meta, hashes=None)
+        else:
+            _check_size(folder / name, meta)
 
 
 def check_version_files(folder: Path, manifest: dict, *, required=(), optional=()) -> None:

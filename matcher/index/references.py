@@ -169,28 +169,29 @@ class ReferenceIndex:
         Raises IndexCorruptError naming a file that does not parse (READ_ERRORS), or ValueError when the
         references and vectors disagree (``IndexVersion.open`` turns it into IndexCorruptError).
         """
-        references = _parse(folder / "references.csv", store.read_references)
-        index = _parse(folder / "vectors.faiss", VectorIndex.load)
-        whitening = _parse(folder / "whitening.npz", lambda path: Whitening.from_arrays(_arrays(path)))
+        references = read_index_file(folder / "references.csv", store.read_references)
+        index = read_index_file(folder / "vectors.faiss", VectorIndex.load)
+        whitening = read_index_file(folder / "whitening.npz", lambda path: Whitening.from_arrays(_arrays(path)))
         ids, vectors = index.reconstruct_all()
         if [r.id for r in references] != sorted(int(i) for i in ids):
             raise ValueError("references.csv and vectors.faiss hold different ids")
         return cls(
             references=references, vectors=vectors[np.argsort(ids)],
-            raw_descriptors=_parse(folder / "raw_descriptors.npy", np.load), whitening=whitening,
-            background=_parse(folder / "background.npy", np.load),
-            local_features=_parse(folder / "local_features.npz", lambda path: unpack_features(_arrays(path))),
-            shared_keypoints=_parse(folder / "shared_keypoints.npz",
+            raw_descriptors=read_index_file(folder / "raw_descriptors.npy", np.load), whitening=whitening,
+            background=read_index_file(folder / "background.npy", np.load),
+            local_features=read_index_file(folder / "local_features.npz", lambda path: unpack_features(_arrays(path))),
+            shared_keypoints=read_index_file(folder / "shared_keypoints.npz",
                                     lambda path: unpack_shared(_arrays(path), len(references))),
             index=index, folder=folder, manifest_files=manifest_files, lease=lease,
-            hue_histograms=_parse(folder / HUE_HISTOGRAMS, _read_hue_histograms),
-            likeness=_parse(folder / LIKENESS_FILE, lambda path: ListingLikeness.load(path, whitening.mean.shape[0])),
+            hue_histograms=read_index_file(folder / HUE_HISTOGRAMS, _read_hue_histograms),
+            likeness=read_index_file(folder / LIKENESS_FILE, lambda path: ListingLikeness.load(path, whitening.mean.shape[0])),
             with_prototypes=with_prototypes, colour_check=colour_check,
         )
 
 
-def _parse(path: Path, read):
-    """``read(path)``, a damaged file's error (READ_ERRORS: numpy, zipfile, csv, FAISS) as IndexCorruptError."""
+def read_index_file(path: Path, read):
+    """``read(path)``, a damaged file's error (READ_ERRORS: numpy, zipfile, csv, FAISS, JSON) as IndexCorruptError
+    naming the file."""
     try:
         return read(path)
     except READ_ERRORS as exc:
@@ -209,7 +210,7 @@ def _read_thumbnails(folder: Path, manifest_files: dict | None) -> dict[int, byt
     path = verified(folder, manifest_files, THUMBNAILS)
     if path is None:
         return {}
-    return _parse(path, _jpegs)
+    return read_index_file(path, _jpegs)
 
 
 def _jpegs(path: Path) -> dict[int, bytes]:

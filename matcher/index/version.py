@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 from . import store
-from ..errors import ImageError, IndexCorruptError, IndexNotFoundError
+from ..errors import ImageError, IndexCorruptError
 from ..inputs import load_image, thumbnail_jpeg
-from .manifest import check_compatible, check_version_files, read_manifest, verified
-from .references import OPTIONAL_FILES, READ_ERRORS, REQUIRED_FILES, ReferenceIndex, _read_thumbnails
+from .manifest import check_compatible, check_version_files, published_folder, read_manifest, verified
+from .references import (OPTIONAL_FILES, READ_ERRORS, REQUIRED_FILES, ReferenceIndex, _read_thumbnails,
+                         read_index_file)
 from .scorer import Scorer
 
 SCORER_FILE = "scorer.json"
@@ -66,11 +67,8 @@ class IndexVersion:
                 check_compatible(manifest, fingerprint, index_dir)
             check_version_files(folder, manifest, required=(*REQUIRED_FILES, SCORER_FILE), optional=OPTIONAL_FILES)
             built = manifest.get("build_settings", {})
-            try:
-                scorer = Scorer.from_dict(json.loads((folder / SCORER_FILE).read_text(encoding="utf-8")))
-            except READ_ERRORS as exc:
-                raise IndexCorruptError(f"{folder / SCORER_FILE}: unreadable ({type(exc).__name__}: "
-                                        f"{str(exc)[:100]})") from None
+            scorer = read_index_file(folder / SCORER_FILE,
+                                     lambda path: Scorer.from_dict(json.loads(path.read_text(encoding="utf-8"))))
             try:  # each file's parse errors name the file (ReferenceIndex.load); this is what is left
                 refs = ReferenceIndex.load(folder, with_prototypes=built.get("brand_prototypes", True),
                                            colour_check=built.get("colour_check", True),
@@ -89,10 +87,7 @@ def _leased_version(index_dir: Path) -> tuple[Path, store.Lease]:
     """The published version folder with a lease taken on it. A collection may delete a version between our
     reading CURRENT and leasing it only if CURRENT moved on meanwhile: then CURRENT is read again."""
     for _ in range(OPEN_ATTEMPTS):
-        folder = store.current_version(index_dir)
-        if folder is None:
-            what = "is not an index folder (no CURRENT pointer)" if index_dir.exists() else "not found"
-            raise IndexNotFoundError(f"{index_dir}: index {what}; build one with `matcher index build`")
+        folder = published_folder(index_dir)
         lease = store.Lease.take(folder)
         if (folder / store.MANIFEST).is_file() or store.current_version(index_dir) == folder:
             return folder, lease  # leased, or damaged where it stands (read_manifest says how)
@@ -127,10 +122,7 @@ def reference_thumbnails(index_dir: str | Path) -> dict[str, bytes]:
         manifest = read_manifest(folder)
         files = manifest.get("files", {})
         path = verified(folder, files, "references.csv")
-        try:
-            references = store.read_references(path if path is not None else folder / "references.csv")
-        except READ_ERRORS as exc:
-            raise IndexCorruptError(f"{folder / 'references.csv'}: unreadable ({type(exc).__name__})") from None
+        references = read_index_file(path if path is not None else folder / "references.csv", store.read_references)
         stored = _read_thumbnails(folder, files)
     if stored:
         return {r.path: stored[r.id] for r in references if r.id in stored}

@@ -115,6 +115,15 @@ def load_image(
     return _decode_bytes(data, label, max_pixels, draft_side)
 
 
+def load_or_error(source: ImageSource, *, name: str | None = None) -> Image.Image | ImageError:
+    """``load_image(source, name=name)``, or the ImageError it raised: a bad input is a value, so that a batch
+    keeps one entry per input."""
+    try:
+        return load_image(source, name=name)
+    except ImageError as exc:
+        return exc
+
+
 def shrink(image: Image.Image, max_side: int) -> Image.Image:
     """Downscale ``image`` (bilinear) so that its long side is at most ``max_side`` pixels; never upscales."""
     scale = max_side / max(image.size)

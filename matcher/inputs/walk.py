@@ -14,8 +14,7 @@ from typing import Iterator
 
 from matcher.errors import ListingsError
 from .files import one_line
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+from .images import IMAGE_EXTENSIONS as IMAGE_SUFFIXES
 _NAMED_FOLDERS = 3  # unreadable folders named in WalkReport.line()
 
 

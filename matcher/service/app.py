@@ -21,9 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..cascade import CascadeSettings
-from ..errors import ImageError
 from ..index import IndexVersion
-from ..inputs import Listing, load_image
+from ..inputs import Listing, load_or_error
 from ..scan import result_row
 from .batcher import MicroBatcher, QueueFull
 from .engine import Engine, model_of
@@ -66,7 +65,7 @@ class Service:
         """Open the index and start batching and watching (in a background thread; the app answers meanwhile)."""
         try:
             engine = Engine.open(self.index_dir, settings=self.cascade, threads=self.threads,
-                                 on_switch=self._serving)
+                                 on_switch=self._switched)
         except Exception as exc:  # noqa: BLE001 - not ready, and /readyz says why
             self.load_error = str(exc)
             log.error("cannot load index %s: %s", self.index_dir, exc)
@@ -74,14 +73,13 @@ class Service:
         self.batcher = MicroBatcher(engine, max_batch_size=self.settings.max_batch_size,
                                     max_wait_s=self.settings.max_batch_wait_ms / 1000.0,
                                     max_queue=self.settings.max_queue, on_batch=self.metrics.batch_size.observe)
-        self._serving(engine.version)
+        self.metrics.serving(engine.version.folder.name, model_of(engine.version))
         engine.watch(self.settings.reload_interval_s)
         self.engine = engine
 
-    def _serving(self, version: IndexVersion) -> None:
+    def _switched(self, version: IndexVersion) -> None:
+        self.metrics.reloads.inc()
         self.metrics.serving(version.folder.name, model_of(version))
-        if self.engine is not None:
-            self.metrics.reloads.inc()
 
     def ready(self) -> Engine:
         if self.engine is None:
@@ -98,7 +96,7 @@ class Service:
     async def match(self, uploads: list[tuple[str, bytes]], fields: dict[str, str], top_k: int) -> list[dict]:
         """Decode (in a worker thread), match (batched) and answer one row per upload, in order."""
         self.ready()
-        images = await run_in_threadpool(_decode, uploads)
+        images = await run_in_threadpool(lambda: [load_or_error(data, name=name) for name, data in uploads])
         try:
             future = self.batcher.submit(images)
         except QueueFull as exc:
@@ -115,16 +113,6 @@ class Service:
             self.metrics.verdicts.labels(verdict=row["verdict"] or row["status"]).inc()
             rows.append(row)
         return rows
-
-
-def _decode(uploads: list[tuple[str, bytes]]) -> list:
-    out = []
-    for name, data in uploads:
-        try:
-            out.append(load_image(data, name=name))
-        except ImageError as exc:
-            out.append(exc)
-    return out
 
 
 def create_app(index_dir: str | Path, settings: ServiceSettings = ServiceSettings(), *,

@@ -1,4 +1,4 @@
-"""The service's engine: one embedder and the index version it serves, swapped whole when a new one is published.
+"""The service's engine: a ``Matcher`` whose index version is swapped whole when a new one is published.
 
 A request's images are matched against the version current when their batch starts; a reload loads the new
 version beside the old one and swaps one reference, so batches in flight finish on the old version. A version
@@ -13,29 +13,25 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from ..cascade import CascadeSettings, MatchResult, load_embedder_for, run_cascade
+from ..cascade import CascadeSettings, Matcher, MatchResult, run_cascade
 from ..errors import MatcherError
-from ..features.matching import load_int8_matcher
-from ..index import IndexVersion, store
+from ..index import IndexVersion
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
-    """Matches decoded images against the published version of one index folder.
+    """A ``Matcher`` that swaps in newly published versions safely, for a long-running service.
 
     Use ``Engine.open(index_dir)``; ``reload()`` switches to a newer published version; ``watch(interval)`` does
     it in a background thread until ``close()``.
+
+    on_switch : called with each version the engine switches to after the first
     """
 
-    def __init__(self, index_dir: Path, version: IndexVersion, embedder, settings: CascadeSettings,
-                 on_switch: Callable[[IndexVersion], None] = lambda version: None):
-        self.index_dir = Path(index_dir)
+    def __init__(self, matcher: Matcher, on_switch: Callable[[IndexVersion], None] = lambda version: None):
+        self.matcher = matcher
         self.on_switch = on_switch
-        self.version = version
-        self.embedder = embedder
-        self.settings = settings
-        self.reloads = 0
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -43,37 +39,33 @@ class Engine:
     @classmethod
     def open(cls, index_dir: str | Path, *, settings: CascadeSettings = CascadeSettings(), threads: int | None = None,
              on_switch: Callable[[IndexVersion], None] = lambda version: None) -> "Engine":
-        """Load the published version of ``index_dir`` with the embedder its manifest records.
+        """Load the published version of ``index_dir`` with the embedder its manifest records."""
+        return cls(Matcher.open(index_dir, threads=threads, settings=settings), on_switch)
 
-        on_switch : called with each version the engine switches to after this one
-        """
-        embedder = load_embedder_for(index_dir, threads=threads)
-        version = IndexVersion.open(index_dir, embedder.fingerprint())
-        load_int8_matcher()
-        return cls(Path(index_dir), version, embedder, settings, on_switch)
+    @property
+    def version(self) -> IndexVersion:
+        """The version served now."""
+        return self.matcher.version
 
     def match(self, images: Sequence[Image.Image]) -> tuple[list[MatchResult], IndexVersion]:
         """Match decoded RGB images; returns their results and the version that made them."""
-        version = self.version  # one version for the whole batch, even if a reload swaps it meanwhile
-        return (run_cascade(version, self.embedder, images, self.settings) if images else []), version
+        version = self.matcher.version  # one version for the whole batch, even if a reload swaps it meanwhile
+        return run_cascade(version, self.matcher.embedder, images, self.matcher.settings), version
 
     def reload(self) -> bool:
         """Load the newest published version if it is not the one served; True if it switched. A version that
         fails to load leaves the served one in place (logged, returns False)."""
         with self._reload_lock:
+            served = self.matcher.version
             try:
-                folder = store.current_version(self.index_dir)
-                if folder is None or folder.name == self.version.folder.name:
+                if not self.matcher.reload():
                     return False
-                version = IndexVersion.open(self.index_dir, self.embedder.fingerprint())
             except MatcherError as exc:
                 log.error("index %s: keeping version %s; the new one does not load: %s",
-                          self.index_dir, self.version.folder.name, exc)
+                          self.matcher.index_dir, served.folder.name, exc)
                 return False
-            self.version = version
-            self.reloads += 1
-            self.on_switch(version)
-            log.info("index %s: now serving version %s", self.index_dir, version.folder.name)
+            self.on_switch(self.matcher.version)
+            log.info("index %s: now serving version %s", self.matcher.index_dir, self.matcher.version.folder.name)
             return True
 
     def watch(self, interval_s: float) -> None:
@@ -88,7 +80,7 @@ class Engine:
             try:
                 self.reload()
             except Exception:  # noqa: BLE001 - the watcher must outlive any one failed check
-                log.exception("index %s: checking for a new version failed", self.index_dir)
+                log.exception("index %s: checking for a new version failed", self.matcher.index_dir)
 
     def close(self) -> None:
         self._stop.set()
