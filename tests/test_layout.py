@@ -14,7 +14,7 @@ LAYERS = [("errors",), ("inputs",), ("features",), ("index",), ("cascade",), ("b
           ("report", "evaluation", "service"), ("api",), ("cli",), ("__init__",)]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400
-TOP_LEVEL_MODULES = {"__init__.py", "api.py", "cli.py", "errors.py"}
+TOP_LEVEL_MODULES = {"__init__.py", "api.py", "errors.py"}  # the CLI is the `cli` subpackage
 
 
 def module_name(path: Path) -> str:
@@ -114,7 +114,7 @@ def test_every_subpackage_has_a_place_in_the_stack():
     assert {stage(name) for name in MODULES} <= set(LEVEL)
 
 
-def test_modules_stay_small_and_the_top_level_holds_four():
+def test_modules_stay_small_and_the_top_level_holds_three():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}

@@ -1,0 +1,17 @@
+"""`matcher` command line: a thin typer app over the library, one module per group of commands.
+
+``common`` holds the apps and the one-line error handling; importing the command modules registers them.
+"""
+from __future__ import annotations
+
+import logging
+
+from . import index_commands, scan_commands, service_commands  # noqa: F401 - registers the commands
+from .common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    app()

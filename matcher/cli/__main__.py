@@ -1,0 +1,4 @@
+"""`python -m matcher.cli`: the same as the `matcher` command."""
+from . import main
+
+main()

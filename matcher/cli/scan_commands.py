@@ -1,0 +1,94 @@
+"""`matcher scan` and `matcher report`: a batch scan of listings into a results file, and its HTML report."""
+from __future__ import annotations
+
+from pathlib import Path
+import sys
+from typing import Optional
+
+import typer
+
+from ..errors import MatcherError
+from .common import app, domain_errors
+
+
+@app.command("scan")
+@domain_errors
+def scan_command(listings: Path = typer.Argument(..., help="Folder of listing images, or a .txt/.csv/.jsonl manifest."),
+                 index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
+                 out: Path = typer.Option(..., "--out", "-o", help="Results file: .jsonl or .csv."),
+                 top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Candidate brands kept per listing (JSONL 'matches')."),
+                 resume: bool = typer.Option(False, help="Continue a killed scan into the same results file."),
+                 batch_size: int = typer.Option(32, min=1, help="Listings per batch."),
+                 threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
+                 device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda."),
+                 workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                                       help="Processes that decode listings while the CNN runs "
+                                                            "(default: one per CPU, at most 8, once waiting for "
+                                                            "decoding takes >= 10% of the time; 0: a thread of "
+                                                            "this process reads one batch ahead)."),
+                 min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
+                                                     help="Leave out listings less suspicious than this (listings "
+                                                          "that failed to decode always stay)."),
+                 report: Optional[Path] = typer.Option(None, "--report",
+                                                       help="Also write an HTML report of the suspects here.")):
+    """Scan listing images against an index; one result row per input, most suspicious first."""
+    from ..cascade import Matcher
+    from ..inputs import iter_listings
+    from ..scan import scan
+
+    if not listings.exists():
+        raise MatcherError(f"{listings}: listings folder or manifest not found")
+    _check_scan_outputs(listings, index, out, report)
+    matcher = Matcher.open(index, device=device, threads=threads)
+    total = sum(1 for _ in iter_listings(listings)) if sys.stderr.isatty() else None
+    if total:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("scanning", total=total)
+            summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size,
+                           workers=workers, min_suspicion=min_suspicion, on_batch=lambda n: bar.advance(task, n))
+    else:
+        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size, workers=workers,
+                       min_suspicion=min_suspicion)
+    flagged = [r for r in summary.top if r["verdict"] != "no_match"]
+    if flagged:
+        typer.echo("top suspects (suspicion, score, verdict, brand, listing ~ reference):")
+        for r in flagged:
+            typer.echo(f"  {r['suspicion']:.3f}  {r['score']:.3f}  {r['verdict']:<12} {r['brand']:<24} "
+                       f"{r['listing']}  ~ {r['reference']}")
+    typer.echo(summary.line())
+    typer.echo(f"results: {Path(out).resolve()}")
+    if report is not None:
+        _write_report(out, index, report, min_suspicion)
+
+
+def _check_scan_outputs(listings: Path, index: Path, out: Path, report: Optional[Path]) -> None:
+    """Refuse, before the model loads, a results file or report that would overwrite an input or the index."""
+    from ..scan import check_output
+
+    source = ("listings folder" if listings.is_dir() else "listings manifest", listings)
+    check_output(out, "results", inputs=[source], folders=[("index folder", index)])
+    if report is not None:
+        check_output(report, "report", inputs=[source, ("results file", out)], folders=[("index folder", index)])
+        check_output(report.with_name(report.stem + "_files"), "report", inputs=[source, ("results file", out)],
+                     folders=[("index folder", index)])
+
+
+def _write_report(results: Path, index: Path, out: Path, min_suspicion: float) -> None:
+    from ..report import write_report
+
+    written = write_report(results, index, out, min_suspicion=min_suspicion)
+    typer.echo(written.line())
+
+
+@app.command("report")
+@domain_errors
+def report_command(results: Path = typer.Argument(..., help="Results file of `matcher scan` (.jsonl or .csv)."),
+                   index: Path = typer.Option(..., "--index", "-i", help="The index the scan used (for reference "
+                                                                         "thumbnails)."),
+                   out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+                   min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
+                                                       help="Leave out suspects less suspicious than this.")):
+    """Write an HTML report of a results file: suspects ranked by suspicion, evidence side by side."""
+    _write_report(results, index, out, min_suspicion)
