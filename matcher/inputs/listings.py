@@ -4,8 +4,8 @@ A *listing* is one image to check against the catalog. Listings come from either
 
 * a folder, searched recursively for image files, or
 * a manifest: a ``.txt`` file with one path per line, or a ``.csv`` / ``.jsonl``
-  file with a ``path`` column (other columns such as ``listing_id``, ``title``
-  or ``price`` are carried into the results).
+  / ``.parquet`` file with a ``path`` column (other columns such as ``listing_id``,
+  ``title`` or ``price`` are carried into the results).
 
 Every listing gets a ``position``: its 0-based ordinal among the listings the
 source yields. A resumed scan uses it to know which inputs are already done,
@@ -32,13 +32,14 @@ from typing import Iterator, Mapping
 
 from matcher.errors import ListingsError
 from .files import open_regular
+from .parquet_manifest import parquet_columns, parquet_records
 from .strictcsv import Feed, csv_rows, strict_reader
 from .walk import IMAGE_SUFFIXES, WalkReport, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_LINE_BYTES", "Listing", "WalkReport", "iter_listings", "manifest_columns",
            "column_number", "walk_report"]
 
-MANIFEST_SUFFIXES = (".txt", ".csv", ".jsonl")
+MANIFEST_SUFFIXES = (".txt", ".csv", ".jsonl", ".parquet")
 MAX_LINE_BYTES = 1 << 20  # longest manifest line, its line ending included
 
 
@@ -84,7 +85,8 @@ def iter_listings(source: str | os.PathLike, *, skipped: WalkReport | None = Non
         symlinks are followed but each real folder is walked once. Entries are
         sorted by name within each folder. An empty folder yields nothing.
         Or a manifest: ``.txt`` (one path per line; blank lines and '#' lines
-        skipped), ``.csv`` or ``.jsonl`` (a ``path`` column/key required).
+        skipped), ``.csv``, ``.jsonl`` or ``.parquet`` (a ``path`` column/key
+        required; see ``parquet_manifest.py``).
         Relative paths resolve against the manifest's folder.
     skipped : WalkReport, optional
         For a folder: counts what the walk leaves out, as it goes (complete once
@@ -104,13 +106,15 @@ def iter_listings(source: str | os.PathLike, *, skipped: WalkReport | None = Non
         return _iter_txt(src)
     if kind == ".csv":
         return _iter_csv(src)
+    if kind == ".parquet":
+        return _iter_parquet(src)
     return _iter_jsonl(src)
 
 
 def manifest_columns(source: str | os.PathLike) -> list[str]:
     """Return the extra columns a manifest carries, excluding ``path``.
 
-    CSV: the header's columns in file order. JSONL: the union of keys in
+    CSV and Parquet: the columns in file order. JSONL: the union of keys in
     first-seen order (reads the whole file once, checking every line).
     Folders and ``.txt`` manifests: ``[]``.
     """
@@ -120,6 +124,8 @@ def manifest_columns(source: str | os.PathLike) -> list[str]:
         with _open_lines(src) as lines:
             names, _ = _csv_header(src, *strict_reader(lines))
         return [n for n in names if n and n != "path"]
+    if kind == ".parquet":
+        return [n for n in parquet_columns(src) if n and n != "path"]
     if kind == ".jsonl":
         seen: dict[str, None] = {}
         for item in _iter_jsonl(src):
@@ -129,9 +135,13 @@ def manifest_columns(source: str | os.PathLike) -> list[str]:
 
 
 def column_number(source: str | os.PathLike, name: str) -> int:
-    """1-based column of ``name`` in a CSV manifest's header (for ``file:line:column`` errors); 1 otherwise."""
+    """1-based column of ``name`` in a CSV or Parquet manifest (for ``file:line:column`` errors); 1 otherwise."""
     src = pathlib.Path(source)
-    if _source_kind(src) != ".csv":
+    kind = _source_kind(src)
+    if kind == ".parquet":
+        names = parquet_columns(src)
+        return names.index(name) + 1 if name in names else 1
+    if kind != ".csv":
         return 1
     with _open_lines(src) as lines:
         names, _ = _csv_header(src, *strict_reader(lines))
@@ -193,6 +203,13 @@ def _iter_csv(src: pathlib.Path) -> Iterator[Listing]:
     base = src.resolve().parent
     for position, (line, raw, fields) in enumerate(_csv_records(src)):
         yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, line)
+
+
+def _iter_parquet(src: pathlib.Path) -> Iterator[Listing]:
+    """Yield listings of a ``.parquet`` manifest with a ``path`` column; ``line`` is the 1-based row."""
+    base = src.resolve().parent
+    for position, (row, raw, fields) in enumerate(parquet_records(src)):
+        yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, row)
 
 
 def _csv_records(src: pathlib.Path) -> Iterator[tuple[int, str, dict[str, str]]]:

@@ -5,7 +5,7 @@ batches by worker processes (``inputs.reader``) while the main process matches t
 a ``ResultWriter`` writes the rows in input order and flushes them per batch. A bad image is a row with its
 status and reason. Byte-identical listings are matched once per scan (and decoded once per decoding process);
 each still gets its own row. With ``resume=True`` a killed scan (even ``kill -9``) continues into the same
-results file without redoing finished listings.
+results file without redoing finished listings. ``.parquet`` results go through a JSONL spool (``staging.py``).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ..inputs.reader import DecodePool, read_listing
 from .outputs import check_output
 from .ranking import rank_results
 from .rows import result_row
+from .staging import finish_results, staged_results
 from .writers import open_writer
 
 
@@ -100,6 +101,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     typical_prices = matcher.typical_prices
     summary = ScanSummary(results=results_path)
     started = time.perf_counter()
+    final_path, results_path = results_path, staged_results(results_path, resume=resume)
     memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
     with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
             DecodePool(workers) as reader:
@@ -135,5 +137,6 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
                 on_batch(len(batch))
     if rank:
         summary.kept = rank_results(results_path, min_suspicion=min_suspicion)
+    finish_results(results_path, final_path, writer.columns)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -23,11 +23,12 @@ import pathlib
 from typing import Iterator, Mapping, Sequence
 
 from matcher.errors import MatcherError
+from .parquet_results import iter_parquet_rows
 
 RESULT_FIELDS = ["listing", "listing_id", "status", "error", "verdict", "brand", "reference", "score",
-                 "suspicion", "explanation", "path"]
-NUMBER_FIELDS = ("score", "suspicion")
-RESULT_SUFFIXES = (".jsonl", ".csv")
+                 "suspicion", "explanation", "path", "cluster_id", "index_version", "model", "threshold"]
+NUMBER_FIELDS = ("score", "suspicion", "threshold")
+RESULT_SUFFIXES = (".jsonl", ".csv", ".parquet")  # a scan writes Parquet through a JSONL spool: staging.py
 _CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
@@ -74,7 +75,10 @@ class ResultWriter:
     def __init__(self, path: str | os.PathLike, *, extra_fields: Sequence[str] = (), resume: bool = False):
         self.path = pathlib.Path(path)
         self.format = result_format(self.path)
-        self.columns = _columns(extra_fields)
+        if self.format == "parquet":
+            raise MatcherError(f"{self.path}: a Parquet results file is written whole (scan into its spool, "
+                               "see staging.py), not line by line")
+        self.columns = result_columns(extra_fields)
         self.finished_positions: set[int] = set()
         needs_header = self.format == "csv"
         if resume and self.path.is_file():
@@ -152,6 +156,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     fmt = result_format(path)
     if not path.is_file():
         raise MatcherError(f"{path}: no such results file")
+    if fmt == "parquet":
+        return list(iter_parquet_rows(path))
     rows: list[dict] = []
     header = None
     for _, value in iter_records(path, fmt):
@@ -170,7 +176,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def result_format(path: pathlib.Path) -> str:
-    """Return 'jsonl' or 'csv' from the suffix, or raise MatcherError."""
+    """Return 'jsonl', 'csv' or 'parquet' from the suffix, or raise MatcherError."""
     suffix = path.suffix.lower()
     if suffix not in RESULT_SUFFIXES:
         raise MatcherError(
@@ -180,7 +186,7 @@ def result_format(path: pathlib.Path) -> str:
     return suffix[1:]
 
 
-def _columns(extra_fields: Sequence[str]) -> list[str]:
+def result_columns(extra_fields: Sequence[str]) -> list[str]:
     """RESULT_FIELDS followed by the extra fields that are not already columns."""
     columns = list(RESULT_FIELDS)
     for name in extra_fields:

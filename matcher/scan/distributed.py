@@ -1,0 +1,274 @@
+"""The batch scan on Ray Data: the same rows as the local scan, as Parquet shards, resumable shard by shard.
+
+``input shards -> decode (tasks) -> cascade (actor pool, one index per actor) -> driver -> part files``
+
+The driver plans the scan (``shards.py``: the source streamed once into small Parquet files of paths, every
+check of the local scan made before any cluster work), then Ray Data reads the pending input shards, decodes
+listings in tasks (``ray_stages.decode_listings``) and matches them in a pool of ``CascadeStage`` actors. Blocks
+come back in input order; the driver holds at most the shard being filled (memory flat in the number of
+listings) and writes each finished shard as ``part-NNNNN.parquet``, atomically. A listing whose worker dies
+(a segfault, out of memory) is retried by Ray; a block still failing is dropped, and its listings are re-run one
+per block: the one that keeps killing its worker becomes an ``unreadable`` row, the others get their results.
+Ray is imported only here, lazily: ``pip install matcher[ray]``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+import contextlib
+from dataclasses import dataclass, field
+import logging
+import math
+import os
+from pathlib import Path
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..cascade.scoring import MatchResult
+from ..errors import ImageError, MatcherError
+from ..index import published_manifest
+from ..inputs import check_listing_prices, manifest_columns
+from .outputs import check_output
+from .parquet_results import results_schema, rows_to_table, write_parquet
+from .ray_stages import CascadeStage, decode_listings, read_input_shards
+from .rows import result_row
+from .shards import ShardPlan, finished_shards, listing_of, mark_success, part_path, plan_scan, work_path
+from .writers import NUMBER_FIELDS, result_columns
+
+DEFAULT_SHARD_SIZE = 10_000  # listings per part file: a few MB of results, minutes of work for one actor
+ACTOR_RETRIES = 2  # times Ray re-runs a batch whose actor died, before the block is given up (and re-run alone)
+RAY_MISSING = "the Ray engine needs Ray: pip install 'matcher[ray]'"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardedScanSummary:
+    """Counts of one sharded scan; ``rows`` are the rows written by this run (finished shards are skipped)."""
+
+    out_dir: Path
+    listings: int = 0
+    shards: int = 0
+    shards_skipped: int = 0
+    rows: int = 0
+    lost: int = 0  # listings whose worker kept dying: ``unreadable`` rows
+    seconds: float = 0.0
+    verdicts: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    top: list[dict] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items())) or "none"
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "none"
+        resumed = f" ({self.shards_skipped} already done)" if self.shards_skipped else ""
+        lost = f"; {self.lost} listings killed their worker (unreadable rows)" if self.lost else ""
+        return (f"{self.rows} listings in {self.shards - self.shards_skipped} shards{resumed}, "
+                f"{self.seconds:.1f} s ({self.per_second:.1f}/s); verdicts: {verdicts}; status: {statuses}{lost}")
+
+
+def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                address: str | None = None, shard_size: int = DEFAULT_SHARD_SIZE, resume: bool = False,
+                top_k: int = 5, device: str = "cpu", threads: int | None = None, actors: int | None = None,
+                cpus_per_actor: float = 1.0, batch_size: int = 32, keep_top: int = 10,
+                on_shard: Callable[[int, int], None] | None = None) -> ShardedScanSummary:
+    """Scan every listing of ``source`` (folder or manifest) on Ray; one row per listing in ``out_dir``'s shards.
+
+    address : an existing cluster (``ray.init(address=...)``); None: use this process's Ray if it has one, else
+        start a local instance for the scan and stop it after
+    actors : cascade actors (None: one per GPU with ``device='cuda'``, else 3/4 of the cluster's CPUs divided by
+        ``cpus_per_actor``, at least one); each holds the index and the CNN once
+    threads : CNN threads per actor (None: ``cpus_per_actor`` rounded up)
+    on_shard : called with (shards written, shards to write) after each part file
+
+    Raises (before any cluster work): ``IndexNotFoundError``/``IndexCorruptError`` (index), ``ListingsError``
+    (source), ``OutputPathError`` (``out_dir`` is an input or inside the index), ``MatcherError`` (Ray missing,
+    ``out_dir`` holds other files, or a resumed plan differs).
+    """
+    source, out_dir, index_dir = Path(source), Path(out_dir), Path(index_dir).resolve()
+    if shard_size < 1 or batch_size < 1:
+        raise MatcherError(f"shard size and batch size must be at least 1 (got {shard_size}, {batch_size})")
+    check_output(out_dir, "results", inputs=[("listings source", source)], folders=[("index folder", index_dir)])
+    version = published_manifest(index_dir)[0].name  # a missing or foreign index: one line, before any work
+    columns = manifest_columns(source)
+    check_listing_prices(source, columns)
+    ray = _import_ray()
+    started = time.perf_counter()
+    plan = plan_scan(source, out_dir, index_version=version, top_k=top_k, shard_size=shard_size, columns=columns,
+                     resume=resume)
+    done = finished_shards(out_dir, plan)
+    summary = ShardedScanSummary(out_dir=out_dir, listings=plan.listings, shards=plan.shards,
+                                 shards_skipped=len(done))
+    pending = [k for k in range(plan.shards) if k not in done]
+    if pending:
+        stage = dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
+                     threads=threads or max(1, math.ceil(cpus_per_actor)))
+        with _ray_session(ray, address):
+            options = _actor_options(ray, device, actors, cpus_per_actor)
+            writer = _ShardWriter(out_dir, plan, summary, keep_top, on_shard, len(pending))
+            for table in _run(ray, [work_path(out_dir, k) for k in pending], stage, options, batch_size):
+                writer.add(table)
+            writer.close()
+            if writer.incomplete:
+                _repair(ray, out_dir, plan, writer, stage, options)
+    missing = [k for k in range(plan.shards) if not part_path(out_dir, k).is_file()]
+    if missing:
+        raise MatcherError(f"{out_dir}: {len(missing)} shards have no results (first: {part_path(out_dir, missing[0]).name}); "
+                           "run again with --resume")
+    summary.seconds = time.perf_counter() - started
+    mark_success(out_dir, plan, summary.rows, summary.seconds)
+    return summary
+
+
+class _ShardWriter:
+    """Collects result tables (in input order) into shards; writes each complete shard as its part file."""
+
+    def __init__(self, out_dir: Path, plan: ShardPlan, summary: ShardedScanSummary, keep_top: int,
+                 on_shard, total: int):
+        self.out_dir, self.plan, self.summary, self.keep_top = out_dir, plan, summary, keep_top
+        self.on_shard, self.total, self.written = on_shard, total, 0
+        self.current: int | None = None
+        self.tables: list = []
+        self.incomplete: dict[int, list] = {}  # shard -> its tables, when rows went missing (a dead worker)
+
+    def add(self, table) -> None:
+        shards = table.column("position").to_numpy() // self.plan.shard_size
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(shards)) + 1, [len(shards)]])
+        for begin, end in zip(starts[:-1], starts[1:]):
+            if end > begin:
+                self._add_run(int(shards[begin]), table.slice(begin, end - begin))
+
+    def _add_run(self, shard: int, table) -> None:
+        if shard != self.current:
+            self._flush()
+            self.current = shard
+        self.tables.append(table)
+
+    def close(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.current is None:
+            return
+        shard, tables = self.current, self.tables
+        self.current, self.tables = None, []
+        if sum(t.num_rows for t in tables) == self.plan.rows_in(shard):
+            self.write(shard, tables)
+        else:
+            self.incomplete[shard] = tables
+
+    def write(self, shard: int, tables: list) -> None:
+        import pyarrow as pa
+
+        table = pa.concat_tables(tables).sort_by("position")
+        write_parquet(part_path(self.out_dir, shard), [table], table.schema)
+        self._count(table)
+        self.written += 1
+        if self.on_shard:
+            self.on_shard(self.written, self.total)
+
+    def _count(self, table) -> None:
+        summary = self.summary
+        summary.rows += table.num_rows
+        statuses = table.column("status").to_pylist()
+        summary.statuses.update(statuses)
+        summary.verdicts.update(v for v, s in zip(table.column("verdict").to_pylist(), statuses) if s == "ok")
+        suspicion = table.column("suspicion").to_numpy(zero_copy_only=False)
+        best = [i for i in np.argsort(-np.nan_to_num(suspicion.astype(float), nan=-1.0))[: self.keep_top]
+                if statuses[i] == "ok"]
+        summary.top = sorted(summary.top + table.take(best).to_pylist(),
+                             key=lambda r: (-r["suspicion"], r["position"]))[: self.keep_top]
+
+
+def _run(ray, inputs: list[Path], stage: dict, options: dict, batch_size: int) -> Iterator:
+    """Result tables of the listings in ``inputs`` (input-shard files), in input order."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = (context.execution_options.preserve_order, context.max_errored_blocks, context.enable_progress_bars)
+    context.execution_options.preserve_order = True  # the driver fills one shard at a time
+    context.max_errored_blocks = -1  # a block whose worker keeps dying is dropped; its listings are re-run alone
+    context.enable_progress_bars = False
+    try:
+        # one item per input-shard file, read in a task (not ``read_parquet``: its path listing needs fsspec's
+        # optional HTTP support, and the driver already knows every file)
+        data = ray.data.from_items([{"file": str(p)} for p in inputs], override_num_blocks=len(inputs))
+        data = data.map_batches(read_input_shards, batch_size=1, batch_format="numpy")
+        data = data.map_batches(decode_listings, batch_size=batch_size, batch_format="numpy")
+        data = data.map_batches(CascadeStage, fn_constructor_kwargs=stage, batch_size=batch_size,
+                                batch_format="numpy", **options)
+        yield from data.iter_batches(batch_format="pyarrow", batch_size=None)
+    finally:
+        (context.execution_options.preserve_order, context.max_errored_blocks,
+         context.enable_progress_bars) = saved
+
+
+def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, stage: dict, options: dict) -> None:
+    """Re-run, one listing per block, the listings of shards that lost rows; a listing that still kills its
+    worker gets an ``unreadable`` row. Then write those shards."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = results_schema(result_columns(plan.columns), NUMBER_FIELDS)
+    for shard, tables in sorted(writer.incomplete.items()):
+        have = {p for t in tables for p in t.column("position").to_pylist()}
+        inputs = pq.read_table(work_path(out_dir, shard))
+        lost = inputs.filter(pa.array([p not in have for p in inputs.column("position").to_pylist()]))
+        single = out_dir / "_work" / f"repair-{shard:05d}"
+        single.mkdir(exist_ok=True)
+        for i in range(lost.num_rows):
+            pq.write_table(lost.slice(i, 1), single / f"{i:06d}.parquet")
+        again = list(_run(ray, sorted(single.iterdir()), stage, options, 1))
+        have |= {p for t in again for p in t.column("position").to_pylist()}
+        dead = [row for row in lost.to_pylist() if row["position"] not in have]
+        if dead and len(dead) > max(10, lost.num_rows // 2):
+            raise MatcherError(f"{out_dir}: workers died on {len(dead)} of {lost.num_rows} listings of shard {shard} "
+                               "even one at a time; see the Ray logs (is the index readable on every node?)")
+        writer.summary.lost += len(dead)
+        writer.write(shard, tables + again + [rows_to_table([_dead_row(row, plan.top_k) for row in dead], schema)])
+
+
+def _dead_row(row: dict, top_k: int) -> dict:
+    """The row of a listing whose worker died on it at every try: an ``unreadable`` row, as the local scan's."""
+    listing = listing_of(row["position"], row["listing"], row["path"], row["fields"])
+    error = ImageError("unreadable", f"{listing.listing}: the worker checking it died {ACTOR_RETRIES + 1} times "
+                                     "(a crash or out of memory)")
+    return result_row(listing, MatchResult.failed(error), top_k, {})
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the [data] extra
+    except ImportError:
+        raise MatcherError(RAY_MISSING) from None
+    return ray
+
+
+@contextlib.contextmanager
+def _ray_session(ray, address: str | None):
+    """Ray for the scan: ``address``'s cluster, this process's Ray, or a local instance stopped afterwards."""
+    if ray.is_initialized() and address is None:
+        yield
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise MatcherError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _actor_options(ray, device: str, actors: int | None, cpus_per_actor: float) -> dict:
+    """``map_batches`` options of the cascade actor pool (see ``scan_on_ray``'s ``actors``)."""
+    resources = ray.cluster_resources()
+    gpu = device.startswith("cuda")
+    if actors is None:
+        actors = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1) * 0.75 // cpus_per_actor)
+    return dict(concurrency=max(1, actors), num_cpus=cpus_per_actor, num_gpus=1 if gpu else 0,
+                max_restarts=-1, max_task_retries=ACTOR_RETRIES)
