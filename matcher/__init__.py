@@ -13,13 +13,14 @@ score) -> scan (write); building makes indexes, report and evaluation read resul
 numpy, FAISS and OpenCV; torch, timm and OpenVINO load when an index is opened or built.
 """
 from .api import (BuildSettings, CascadeSettings, CatalogError, ImageError, IndexCorruptError, IndexMismatchError,
-                  IndexNotFoundError, ListingsError, Match, Matcher, MatcherError, MatchResult, ScanSummary,
-                  add_to_index, build_index, gc_index, index_versions, remove_from_index, scan)
+                  IndexNotFoundError, ListingsError, Match, Matcher, MatcherError, MatchResult, RescanSummary,
+                  ScanSummary, add_to_index, build_index, gc_index, index_versions, remove_from_index, rescan, scan)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Matcher", "MatchResult", "Match", "CascadeSettings", "build_index", "BuildSettings", "scan", "ScanSummary",
+    "rescan", "RescanSummary",
     "add_to_index", "remove_from_index", "index_versions", "gc_index",
     "MatcherError", "ImageError", "CatalogError", "ListingsError",
     "IndexNotFoundError", "IndexCorruptError", "IndexMismatchError", "__version__",

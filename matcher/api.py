@@ -11,5 +11,5 @@ from .building import BuildSettings, add_to_index, build_index, gc_index, index_
 from .cascade import CascadeSettings, Match, Matcher, MatchResult
 from .errors import (CatalogError, ImageError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, ListingsError,
                      MatcherError)
-from .scan import ScanSummary, scan
+from .scan import RescanSummary, ScanSummary, rescan, scan
 

@@ -50,11 +50,17 @@ def gate_features(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray
 def passes_gate(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
     """bool (n,): which listings go on to the expensive stages. Indexes without a gate model use the older
     rule (global brand score >= ``verify_gate``)."""
+    return gate_margin(scorer, evidence) >= 0.0
+
+
+def gate_margin(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:
+    """float64 (n,): each listing's gate score minus the gate threshold (probabilities; >= 0 passes). A re-scan
+    reads how far from the threshold a listing is, to trust a decision made on stored float16 descriptors."""
     if scorer.gate is None:
-        return np.asarray([global_brand_score(scorer, ev) >= scorer.verify_gate for ev in evidence], bool)
+        return np.asarray([global_brand_score(scorer, ev) - scorer.verify_gate for ev in evidence], np.float64)
     if not evidence:
-        return np.zeros(0, bool)
-    return scorer.gate.predict(gate_features(scorer, evidence)) >= scorer.gate_threshold
+        return np.zeros(0, np.float64)
+    return scorer.gate.predict(gate_features(scorer, evidence)) - scorer.gate_threshold
 
 
 def alike(scorer: Scorer, evidence: list[ListingEvidence]) -> np.ndarray:

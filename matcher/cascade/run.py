@@ -9,6 +9,7 @@ of marketplace traffic, stay cheap, and clear copies skip the region search.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Sequence
 
 from PIL import Image
@@ -20,7 +21,7 @@ from .evidence import ListingEvidence
 from .gate import alike, passes_gate
 from .regions import add_region_evidence
 from .scoring import MatchResult, score_evidence
-from .search import add_window_similarity, global_evidence
+from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
 from .threads import one_blas_thread
 from .verification import add_colour_check, add_verification, hidden_brands_of, settled
@@ -32,7 +33,8 @@ def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Imag
     thread throughout, see ``collect_evidence``)."""
     with one_blas_thread():
         evidence = collect_evidence(version.refs, embedder, images, settings, scorer=version.scorer)
-        return [score_evidence(version.refs, version.scorer, ev) for ev in evidence]
+        return [replace(score_evidence(version.refs, version.scorer, ev), descriptor=ev.descriptor)
+                for ev in evidence]
 
 
 def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[Image.Image],
@@ -53,17 +55,31 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         return []
     with one_blas_thread():
         raw, windows = embedder.describe_with_windows(list(images))
-        vectors = refs.whitening.apply(raw)
-        evidence = global_evidence(refs, vectors, k=settings.candidates, exclude=exclude)
-        add_window_similarity(refs, evidence, windows, exclude=exclude)
-        for ev, image in zip(evidence, images):
+        vectors, windows = refs.whitening.apply(raw), whiten_windows(refs, windows)
+        evidence = global_stage(refs, vectors, windows, settings, exclude=exclude)
+        for ev, image, vector, parts in zip(evidence, images, vectors, windows):
             ev.image_size = image.size
+            ev.descriptor = np.vstack([vector[None], parts]).astype(np.float16)
         if len(refs.likeness):
             for ev, likeness in zip(evidence, refs.likeness.of(raw)):
                 ev.likeness = float(likeness)
         doubtful = (list(range(len(images))) if settings.force_full
                     else _gate(refs, scorer, images, evidence, settings))
         _check_doubtful(refs, embedder, images, vectors, evidence, doubtful, settings, exclude)
+    return evidence
+
+
+def global_stage(refs: ReferenceIndex, vectors: np.ndarray, windows: np.ndarray,
+                 settings: CascadeSettings = CascadeSettings(), *,
+                 exclude: Sequence[set[int]] | None = None) -> list[ListingEvidence]:
+    """The cheap global stage from whitened descriptors: nearest references, prototypes, background similarity
+    and window scores, one ListingEvidence per row (no image size, likeness or expensive stage).
+
+    vectors : whitened whole-image descriptors float32 (n, d); windows : whitened feature-map windows
+        (n, WINDOWS, d). A re-scan calls it with the float16 descriptors a scan kept (``MatchResult.descriptor``).
+    """
+    evidence = global_evidence(refs, np.asarray(vectors, np.float32), k=settings.candidates, exclude=exclude)
+    set_window_scores(refs, evidence, windows, exclude=exclude)
     return evidence
 
 

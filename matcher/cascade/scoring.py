@@ -8,7 +8,7 @@ feature (listings verified, or dismissed as unlike the catalog's listings).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,8 @@ class MatchResult:
     checks : how far the cascade went: ``full`` (SIFT verification, and region search unless a candidate verified
         conclusively), ``global`` (stopped by the gate after the cheap global stage), ``dismissed`` (unlike any
         listing of the catalog: ``index.likeness``), or "" when the image failed
+    descriptor : the listing's whitened global descriptor and feature-map windows, float16 (1 + WINDOWS, d), kept
+        beside a scan's results for clusters and re-scans (``ListingEvidence.descriptor``); None when failed
     """
 
     status: str
@@ -67,6 +69,7 @@ class MatchResult:
     score: float = 0.0
     matches: tuple[Match, ...] = ()
     checks: str = ""
+    descriptor: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -47,10 +47,24 @@ def add_window_similarity(refs: ReferenceIndex, evidence: Sequence[ListingEviden
                           exclude: Sequence[set[int]] | None = None) -> None:
     """Set each listing's ``window_scores``: per feature-map window (raw, (n, WINDOWS, D)), its best cosine to
     any reference not hidden from the listing (their maximum is ``window_similarity``)."""
+    set_window_scores(refs, evidence, whiten_windows(refs, windows), exclude=exclude)
+
+
+def whiten_windows(refs: ReferenceIndex, windows: np.ndarray) -> np.ndarray:
+    """Raw feature-map window descriptors (n, WINDOWS, D) -> whitened, L2-normalised float32 (n, WINDOWS, d)."""
     n, per_image = windows.shape[:2]
     if n == 0 or per_image == 0:
+        return np.zeros((n, per_image, refs.vectors.shape[1]), np.float32)
+    return refs.whitening.apply(windows.reshape(n * per_image, -1)).reshape(n, per_image, -1)
+
+
+def set_window_scores(refs: ReferenceIndex, evidence: Sequence[ListingEvidence], whitened: np.ndarray, *,
+                      exclude: Sequence[set[int]] | None = None) -> None:
+    """``add_window_similarity`` for windows already whitened ((n, WINDOWS, d), e.g. stored by a scan)."""
+    n, per_image = whitened.shape[:2]
+    if n == 0 or per_image == 0:
         return
-    vectors = refs.whitening.apply(windows.reshape(n * per_image, -1))
+    vectors = np.ascontiguousarray(whitened.reshape(n * per_image, -1), dtype=np.float32)
     per_window = [e for e in exclude for _ in range(per_image)] if exclude else None
     best = [max((s for s, _ in hits), default=-1.0) for hits in visible_neighbours(refs, vectors, 1, per_window)]
     for i, ev in enumerate(evidence):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from . import index_commands, scan_commands, service_commands  # noqa: F401 - registers the commands
+from . import history_commands, index_commands, scan_commands, service_commands  # noqa: F401 - registers the commands
 from .common import app
 
 __all__ = ["app", "main"]

@@ -58,6 +58,8 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
             typer.echo(f"  {r['suspicion']:.3f}  {r['score']:.3f}  {r['verdict']:<12} {r['brand']:<24} "
                        f"{r['listing']}  ~ {r['reference']}")
     typer.echo(summary.line())
+    for note in getattr(summary, "notes", list)():  # clusters, sellers, a flooding reference (local scans)
+        typer.echo(note)
     typer.echo(f"results: {Path(out).resolve()}")
     if report is not None:
         _write_report(out, index, report, min_suspicion)

@@ -5,7 +5,7 @@ checked before anything parses it), published atomically (``store.py``) and load
 (``version.py``): its references (``ReferenceIndex``) and scorer, with a lease that keeps garbage collection away.
 """
 from . import store
-from .manifest import check_files, published_manifest, read_manifest, region_runtime_of
+from .manifest import check_files, model_name, published_manifest, read_manifest, region_runtime_of
 from .references import ReferenceIndex
 from .scorer import LogisticModel, Scorer
 from .store import ReferenceRecord
@@ -14,5 +14,6 @@ from .version import IndexVersion, reference_thumbnails
 from .whitening import Whitening, fit_whitening
 
 __all__ = ["IndexVersion", "ReferenceIndex", "ReferenceRecord", "Scorer", "LogisticModel", "store",
-           "published_manifest", "read_manifest", "check_files", "region_runtime_of", "reference_thumbnails",
+           "published_manifest", "read_manifest", "check_files", "region_runtime_of", "model_name",
+           "reference_thumbnails",
            "VectorIndex", "Whitening", "fit_whitening"]

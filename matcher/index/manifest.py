@@ -188,6 +188,13 @@ def region_runtime_of(fingerprint: dict) -> str | None:
     return fingerprint.get("region_runtime", fingerprint.get("runtime"))
 
 
+def model_name(fingerprint: dict) -> str:
+    """What made an index's vectors, short: ``backbone@weights digest (12 hex)/runtime family``, as results rows,
+    the service and ``matcher index info`` show it."""
+    return (f"{fingerprint.get('backbone_timm')}@{str(fingerprint.get('weights_sha256'))[:12]}"
+            f"/{fingerprint.get('runtime')}")
+
+
 def _short(value) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= 80 else text[:77] + "..."

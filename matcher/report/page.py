@@ -11,6 +11,7 @@ from html import escape
 from importlib import resources
 from typing import Iterable, Sequence
 
+from .groups import groups_section
 from .rows import Card, ReportRow, Thumb
 
 VERDICT_LABELS = {"copy": "Copy", "same_product": "Same product", "no_match": "No match"}
@@ -44,6 +45,7 @@ def render_page(rows: Sequence["ReportRow"], cards: Sequence["Card"], failed: Se
 <p class="source">{source}</p>
 </header>
 {_summary(rows, threshold)}
+{groups_section(rows)}
 {_filters(cards, min_suspicion)}
 <main id="cards" class="cards">
 {cards_html}

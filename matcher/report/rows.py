@@ -36,6 +36,8 @@ class ReportRow:
     position: int | None
     matches: tuple[dict, ...]
     keypoints: tuple[tuple[float, float, float, float], ...]
+    seller: str = ""  # the manifest's seller column, when it had one
+    cluster_id: str = ""  # the near-duplicate cluster of the scan (``scan.clusters``), '' when none
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,7 @@ def _normalise(item: dict) -> ReportRow:
         title=_text(item.get("title")), price=_text(item.get("price")),
         position=position if isinstance(position, int) and not isinstance(position, bool) else None,
         matches=matches, keypoints=_keypoints(matches[0].get("keypoints") if matches else None),
+        seller=_text(item.get("seller")), cluster_id=_text(item.get("cluster_id")),
     )
 
 

@@ -24,11 +24,17 @@ from ..inputs.brands import check_listing_prices
 from ..inputs.listings import Listing, iter_listings, manifest_columns
 from ..inputs.walk import WalkReport
 from ..inputs.reader import DecodePool, read_listing
+from .clusters import cluster_scan
+from .history import open_history
 from .outputs import check_output
 from .ranking import rank_results
-from .rows import result_row
+from .rows import audit_fields, result_row
 from .staging import finish_results, staged_results
 from .writers import open_writer
+
+
+FLOOD_SHARE = 0.20  # one reference behind more than this share of the flagged listings is flooding
+FLOOD_MIN_LISTINGS = 100  # ... in a scan of at least this many listings
 
 
 @dataclass
@@ -45,10 +51,41 @@ class ScanSummary:
     top: list[dict] = field(default_factory=list)
     kept: int | None = None  # rows left in the results file after --min-suspicion (None: not ranked)
     left_out: WalkReport = field(default_factory=WalkReport)  # what a folder walk did not take as a listing
+    flagged: Counter = field(default_factory=Counter)  # reference -> listings flagged (verdict != no_match) with it
+    sellers: Counter = field(default_factory=Counter)  # seller (manifest column) -> its flagged listings
+    clustered: Counter = field(default_factory=Counter)  # cluster id -> listings (rows written this run)
+    cluster_seconds: float = 0.0  # the final pass's clustering (included in ``seconds``)
 
     @property
     def per_second(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, row: dict) -> None:
+        """Count a written row's flagged reference and seller (``notes``)."""
+        if row.get("status") == "ok" and row.get("verdict") not in ("no_match", ""):
+            self.flagged[row.get("reference") or ""] += 1
+            if row.get("seller"):
+                self.sellers[str(row["seller"])] += 1
+
+    def notes(self, *, sellers: int = 5) -> list[str]:
+        """Lines the CLI prints after ``line``: clusters, the sellers with the most suspects, and a warning when
+        one reference accounts for more than FLOOD_SHARE of the flagged listings of a scan of at least
+        FLOOD_MIN_LISTINGS (a generic photo flooding matches: ``matcher index disable`` quarantines it)."""
+        out = []
+        if self.clustered:
+            out.append(f"clusters: {len(self.clustered)} groups of near-duplicate photos, "
+                       f"{sum(self.clustered.values())} listings ({self.cluster_seconds:.1f} s)")
+        if self.sellers:
+            out.append("sellers with the most suspects: "
+                       + ", ".join(f"{name} {count}" for name, count in self.sellers.most_common(sellers)))
+        flagged = sum(self.flagged.values())
+        if self.total >= FLOOD_MIN_LISTINGS and flagged:
+            reference, count = self.flagged.most_common(1)[0]
+            if count > FLOOD_SHARE * flagged:
+                out.append(f"warning: reference {reference} accounts for {count} of the {flagged} flagged listings "
+                           f"({count / flagged:.0%}); if it is a generic photo, quarantine it with "
+                           f"`matcher index disable INDEX {reference}`")
+        return out
 
     def line(self) -> str:
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
@@ -101,6 +138,8 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     typical_prices = matcher.typical_prices
     summary = ScanSummary(results=results_path)
     started = time.perf_counter()
+    history = open_history(results_path, matcher, resume=resume)  # descriptors beside the results (history.py)
+    audit = audit_fields(matcher.version) if history else None
     final_path, results_path = results_path, staged_results(results_path, resume=resume)
     memo: OrderedDict[str, MatchResult] = OrderedDict()  # identical bytes -> result, bounded
     with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
@@ -121,8 +160,11 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
                 memo[digest] = result
             for item, digest, image in rows:
                 result = MatchResult.failed(image) if isinstance(image, ImageError) else memo[digest]
-                row = result_row(item, result, top_k, typical_prices)
+                row = result_row(item, result, top_k, typical_prices, audit)
+                if history:
+                    history.add(item.position, result.descriptor)
                 writer.write(row)
+                summary.count(row)
                 summary.total += 1
                 summary.statuses[result.status] += 1
                 if result.ok:
@@ -132,11 +174,19 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
             summary.top = sorted(summary.top, key=lambda r: (-r["suspicion"], r["position"]))[:keep_top]
             while len(memo) > 10_000:
                 memo.popitem(last=False)
+            if history:
+                history.flush()  # before the rows: a finished row always has its descriptor
             writer.flush()
             if on_batch:
                 on_batch(len(batch))
-    if rank:
-        summary.kept = rank_results(results_path, min_suspicion=min_suspicion)
+    clustering = time.perf_counter()
+    cluster_ids = cluster_scan(history, results_path)
+    summary.clustered.update(cluster_ids.values())
+    summary.cluster_seconds = time.perf_counter() - clustering
+    if rank or cluster_ids:  # one pass fills in cluster ids (and ranks)
+        kept = rank_results(results_path, min_suspicion=min_suspicion if rank else 0.0, cluster_ids=cluster_ids,
+                            reorder=rank)
+        summary.kept = kept if rank else None
     finish_results(results_path, final_path, writer.columns)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..cascade import CascadeSettings, Matcher, MatchResult, run_cascade
 from ..errors import MatcherError
-from ..index import IndexVersion
+from ..index import IndexVersion, model_name
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,4 @@ class Engine:
 
 def model_of(version: IndexVersion) -> str:
     """What made a version's vectors: backbone@weights digest/runtime family (as ``matcher index info`` shows)."""
-    fingerprint = version.manifest.get("fingerprint", {})
-    return (f"{fingerprint.get('backbone_timm')}@{str(fingerprint.get('weights_sha256'))[:12]}"
-            f"/{fingerprint.get('runtime')}")
+    return model_name(version.manifest.get("fingerprint", {}))

@@ -1,0 +1,197 @@
+"""Clusters of a scan: listings whose images are near-duplicates of each other (the same photo reposted,
+re-encoded, cropped or overlaid) share a ``cluster_id``, so fifty sellers of one stolen photo read as one case.
+
+Two steps, neither holding the scan's descriptors in memory at once:
+
+1. **candidates**: the nearest listings of every listing by whitened global cosine (``history.py``'s float16
+   memory map, searched block by block with FAISS: exact inner products, memory one block of queries and one
+   of the database); pairs at or above ``ClusterSettings.min_similarity`` are candidates. The search costs
+   O(n^2 d) multiply-adds: about a second per 10^4 listings squared on 2 cores (docs/benchmarks.md).
+2. **verification**: a cosine alone joins look-alike photos of the same product, so each candidate pair is
+   SIFT-verified (``features.sift.verify_pair``, mirror image included) on the two images read again; it is a
+   near-duplicate when it has at least ``min_inliers`` inliers and they spread over at least ``min_coverage`` of
+   one image's area (the same photo, not just the same carton photographed twice). Candidates are verified one
+   connected group at a time, so only one group's local features are in memory.
+
+Verified pairs are joined transitively (union-find); a cluster is named ``c<smallest position>``. A listing with
+no verified near-duplicate has no cluster (empty ``cluster_id``).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..features.sift import LocalFeatures, extract_local_features, mirror_features, verify_pair
+from ..inputs import load_or_error
+from ..errors import ImageError
+from .history import DescriptorLog
+from .writers import iter_records, result_format
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Knobs of clustering (defaults measured by ``scripts/bench_clusters.py``).
+
+    min_similarity : whitened global cosine of a candidate pair
+    neighbours : nearest listings examined per listing (transitivity joins larger clusters)
+    min_inliers : SIFT inliers of a verified near-duplicate pair
+    min_coverage : share of one image's area the inliers' bounding box must cover
+    sift_long_side, sift_features : SIFT extraction of the listings re-read (as the cascade's)
+    query_block, database_block : rows searched at a time (memory: (query_block + database_block) x d floats)
+    """
+
+    min_similarity: float = 0.5
+    neighbours: int = 10
+    min_inliers: int = 15
+    min_coverage: float = 0.5
+    sift_long_side: int = 320
+    sift_features: int = 1000
+    query_block: int = 8192
+    database_block: int = 65536
+
+
+def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
+                  settings: ClusterSettings = ClusterSettings()) -> dict[int, str]:
+    """position -> cluster id for the listings that have a verified near-duplicate in the scan.
+
+    descriptors : float16 (n, 1 + WINDOWS, d) stored descriptors (row = position, zeros where none)
+    results : the results file (JSONL or CSV) whose ``path`` column says where each listing's image is
+    """
+    pairs = candidate_pairs(descriptors, settings)
+    if not pairs:
+        return {}
+    paths = _paths(Path(results), {p for pair in pairs for p in pair})
+    joined = _UnionFind()
+    for group in _groups(pairs):
+        features = _local_features(paths, sorted({p for pair in group for p in pair}), settings)
+        for a, b in group:
+            if a in features and b in features and near_duplicates(features[a], features[b], settings):
+                joined.union(a, b)
+    return joined.names()
+
+
+def candidate_pairs(descriptors: np.ndarray, settings: ClusterSettings = ClusterSettings()) -> list[tuple[int, int]]:
+    """Sorted (i, j), i < j: each listing's up to ``neighbours`` nearest other listings whose whitened global
+    cosine is at least ``min_similarity``; rows of zeros (no descriptor) take no part."""
+    import faiss  # loaded on first use, see docs/architecture.md
+
+    n = len(descriptors)
+    best: dict[int, list[tuple[float, int]]] = {}
+    k = settings.neighbours + 1
+    for db_start in range(0, n, settings.database_block):
+        database = np.asarray(descriptors[db_start:db_start + settings.database_block, 0], np.float32)
+        index = faiss.IndexFlatIP(database.shape[1])
+        index.add(database)
+        for q_start in range(0, n, settings.query_block):
+            queries = np.asarray(descriptors[q_start:q_start + settings.query_block, 0], np.float32)
+            sims, ids = index.search(queries, min(k, len(database)))
+            rows, cols = np.nonzero(sims >= settings.min_similarity)
+            for r, c in zip(rows.tolist(), cols.tolist()):
+                i, j = q_start + r, db_start + int(ids[r, c])
+                if i != j:
+                    best.setdefault(i, []).append((float(sims[r, c]), j))
+    pairs = set()
+    for i, found in best.items():
+        for _, j in sorted(found, reverse=True)[:settings.neighbours]:
+            pairs.add((min(i, j), max(i, j)))
+    return sorted(pairs)
+
+
+def near_duplicates(a: LocalFeatures, b: LocalFeatures, settings: ClusterSettings = ClusterSettings()) -> bool:
+    """Whether two images are the same photo: enough SIFT inliers (mirror image included), spread over at least
+    ``min_coverage`` of the area of one of them."""
+    found = verify_pair(a, b, query_mirrored=mirror_features(a))
+    if found.inliers < settings.min_inliers:
+        return False
+    return max(_coverage(found.query_points, a.size), _coverage(found.reference_points, b.size)) \
+        >= settings.min_coverage
+
+
+def _coverage(points: np.ndarray, size: tuple[int, int]) -> float:
+    """Area of the points' bounding box as a share of the image's (points in pixels, size (width, height))."""
+    if len(points) == 0 or not all(size):
+        return 0.0
+    span = points.max(axis=0) - points.min(axis=0)
+    return float(span[0] * span[1]) / float(size[0] * size[1])
+
+
+def _groups(pairs: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """The candidate pairs split into connected groups."""
+    linked = _UnionFind()
+    for a, b in pairs:
+        linked.union(a, b)
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for a, b in pairs:
+        groups.setdefault(linked.find(a), []).append((a, b))
+    return list(groups.values())
+
+
+def _local_features(paths: dict[int, str], positions: list[int],
+                    settings: ClusterSettings) -> dict[int, LocalFeatures]:
+    """Local features of the listings at ``positions``, read again from their files (two threads: decoding and
+    SIFT release the GIL); a listing that cannot be read any more is left out."""
+    def one(position: int) -> LocalFeatures | None:
+        image = load_or_error(paths[position]) if position in paths else None
+        if image is None or isinstance(image, ImageError):
+            return None
+        return extract_local_features(image, long_side=settings.sift_long_side, max_features=settings.sift_features)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="matcher-clusters") as pool:
+        found = dict(zip(positions, pool.map(one, positions)))
+    return {p: f for p, f in found.items() if f is not None}
+
+
+def _paths(results: Path, wanted: set[int]) -> dict[int, str]:
+    """position -> image path of the wanted listings, streamed from the results file."""
+    fmt, header, out = result_format(results), None, {}
+    for _, value in iter_records(results, fmt):
+        if value is None:
+            continue
+        if fmt == "csv" and header is None:
+            header = value
+            continue
+        row = value if fmt == "jsonl" else dict(zip(header, value))
+        position = int(row["position"])
+        if position in wanted and row.get("path"):
+            out[position] = row["path"]
+    return out
+
+
+class _UnionFind:
+    """Disjoint sets of positions; ``names`` gives each member of a set of two or more ``c<smallest>``."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def names(self) -> dict[int, str]:
+        members: dict[int, list[int]] = {}
+        for x in self.parent:
+            members.setdefault(self.find(x), []).append(x)
+        return {x: f"c{min(group)}" for group in members.values() if len(group) > 1 for x in group}
+
+
+def cluster_scan(history: DescriptorLog | None, results: str | os.PathLike,
+                 settings: ClusterSettings = ClusterSettings()) -> dict[int, str]:
+    """A scan's final pass before ranking: write its stored descriptors (``history.finish``) and find its
+    clusters (``find_clusters``); {} when the scan kept no descriptors."""
+    if history is None:
+        return {}
+    return find_clusters(np.load(history.finish(), mmap_mode="r"), results, settings)

@@ -1,0 +1,160 @@
+"""Clusters of reposted photos in a marketplace-like scan: how many reposts share their photo's cluster, how many
+unrelated listings join one, and what clustering adds to the scan's time.
+
+Usage::
+
+    .venv/bin/python scripts/bench_clusters.py BENCH_DIR [--listings 3000] [--photos 20] [--seed 0]
+
+Writes ``--listings`` JPEGs to ``results/clusters/listings`` (reused when present): ``--photos`` reference photos
+of distinct classes of ``BENCH_DIR/references``, each reposted 5-15 times with one or two different edits (crop,
+downscale, JPEG, colour, text, emoji, logo, sticker, pad, meme caption, mirror, rotation: ``matcher.building``'s
+edit functions); the rest unrelated: the four quadrants of the benchmark's ``none`` and ``same_product`` queries
+(no two share pixels) and one ``copy`` query per other reference. Builds an index of the references without the
+first photo's class in ``results/clusters/index`` (``scripts/bench_rescan.py`` adds it back), scans, and prints:
+the share of reposts in their photo's cluster (the cluster most of its reposts share), the share of unrelated
+listings in any cluster, and the clustering's seconds as a share of the rest of the scan.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import Counter
+from pathlib import Path
+import shutil
+import sys
+import time
+
+from PIL import Image
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index, scan  # noqa: E402
+from matcher.building import apply_chain  # noqa: E402
+from matcher.inputs import everyday_photos  # noqa: E402
+from matcher.scan import read_results  # noqa: E402
+
+WORK = Path(__file__).resolve().parent.parent / "results" / "clusters"
+REPOST_EDITS = ["crop", "downscale", "jpeg", "color_jitter", "text", "emoji", "logo", "sticker", "pad", "meme",
+                "hflip", "rotate"]
+
+
+def copied_photos(bench: Path, count: int) -> list[Path]:
+    """One non-iconic reference photo of each of the first ``count`` classes (sorted)."""
+    classes = sorted(p for p in (bench / "references").iterdir() if p.is_dir())[:count]
+    return [sorted(p for p in c.glob("*.jpg") if "Iconic" not in p.name)[0] for c in classes]
+
+
+def make_listings(bench: Path, count: int, photos: int, seed: int) -> tuple[Path, dict[str, str]]:
+    """Write the listings (reused when present); the manifest (path, seller) and listing -> group ('' unrelated,
+    else the copied photo's name)."""
+    rng = np.random.default_rng(seed)
+    folder = WORK / f"listings_seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = list(csv.DictReader(open(bench / "ground_truth.csv", newline="", encoding="utf-8")))
+    copied = copied_photos(bench, photos)
+    jobs: list[tuple[str, object]] = []  # (group, how to make it)
+    for photo in copied:
+        jobs += [(photo.name, ("repost", photo)) for _ in range(int(rng.integers(5, 16)))]
+    copied_refs = {f"references/{p.parent.name}/{p.name}" for p in copied}
+    seen_refs, whole = set(), []
+    for r in truth:
+        if r["kind"] == "copy" and r["reference_image"] not in seen_refs and \
+                not any(r["reference_image"].endswith(c.split("/", 1)[1]) for c in copied_refs):
+            seen_refs.add(r["reference_image"])
+            whole.append(r["query"])
+    quads = [(q, k) for q in (r["query"] for r in truth if r["kind"] in ("none", "same_product")) for k in range(4)]
+    unrelated = [("", ("quadrant", q)) for q in quads] + [("", ("whole", (q, -1))) for q in whole]
+    order = rng.permutation(len(unrelated))[:max(0, count - len(jobs))]
+    jobs += [unrelated[i] for i in sorted(order)]
+    jobs = [jobs[i] for i in rng.permutation(len(jobs))]
+    backgrounds = everyday_photos()
+    groups, lines = {}, []
+    for i, (group, (how, source)) in enumerate(jobs):
+        name = f"l{i:05d}.jpg"
+        groups[name] = group
+        lines.append((f"{folder.name}/{name}", f"seller{int(rng.integers(0, 150)):03d}"))
+        if (folder / name).exists():
+            continue
+        if how == "repost":
+            names = [str(n) for n in rng.choice(REPOST_EDITS, size=int(rng.integers(1, 3)), replace=False)]
+            image = apply_chain(Image.open(source).convert("RGB"), names, rng, backgrounds)[0]
+        else:
+            path, k = source
+            image = Image.open(bench / path).convert("RGB")
+            if how == "quadrant":
+                w, h = image.size
+                image = image.crop(((k % 2) * w // 2, (k // 2) * h // 2, (k % 2 + 1) * w // 2, (k // 2 + 1) * h // 2))
+                image = image.resize((image.width * 2, image.height * 2), Image.BILINEAR)
+        image.save(folder / name, "JPEG", quality=90)
+    manifest = WORK / f"listings_seed{seed}_{count}.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "seller"])
+        writer.writerows(lines)
+    return manifest, groups
+
+
+def held_out_class(bench: Path, photos: int) -> str:
+    return copied_photos(bench, photos)[0].parent.name
+
+
+def base_index(bench: Path, photos: int) -> Path:
+    """The index of the references without the first copied photo's class (built once)."""
+    index = WORK / "index"
+    try:
+        Matcher.open(index)
+    except (IndexMismatchError, IndexNotFoundError):
+        catalog = WORK / "catalog_base"
+        if not catalog.exists():
+            shutil.copytree(bench / "references", catalog)
+            shutil.rmtree(catalog / held_out_class(bench, photos))
+        build_index(catalog, index)
+    return index
+
+
+def cluster_figures(results: Path, groups: dict[str, str]) -> tuple[float, float, int, int]:
+    """(share of reposts in their photo's cluster, share of unrelated listings in any cluster, reposts,
+    unrelated)."""
+    rows = {Path(r["listing"]).name: r.get("cluster_id") or "" for r in read_results(results)}
+    by_group: dict[str, list[str]] = {}
+    for name, group in groups.items():
+        if group:
+            by_group.setdefault(group, []).append(rows.get(name, ""))
+    together = 0
+    for clusters in by_group.values():
+        named = Counter(c for c in clusters if c)
+        if named:
+            together += named.most_common(1)[0][1]
+    reposts = sum(len(v) for v in by_group.values())
+    unrelated = [rows.get(n, "") for n, g in groups.items() if not g]
+    return together / reposts, sum(1 for c in unrelated if c) / len(unrelated), reposts, len(unrelated)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench_dir", type=Path)
+    parser.add_argument("--listings", type=int, default=3000)
+    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    manifest, groups = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
+    matcher = Matcher.open(base_index(args.bench_dir, args.photos))
+    matcher.match_many([manifest.parent / f"listings_seed{args.seed}" / name for name in list(groups)[:8]])  # warm-up
+    started = time.perf_counter()
+    summary = scan(manifest, matcher, WORK / "results.jsonl")
+    seconds = time.perf_counter() - started
+    together, joined, reposts, unrelated = cluster_figures(WORK / "results.jsonl", groups)
+    print(f"{len(groups)} listings: {reposts} reposts of {args.photos} photos, {unrelated} unrelated")
+    print(f"reposts in their photo's cluster: {together:.1%}")
+    print(f"unrelated listings in a cluster: {joined:.2%}")
+    print(f"clustering: {summary.cluster_seconds:.1f} s of a {seconds:.1f} s scan, "
+          f"+{summary.cluster_seconds / (seconds - summary.cluster_seconds):.1%} on the scan without it")
+    print(summary.line())
+    for note in summary.notes():
+        print(note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Re-scan of history: after a brand is added, ``rescan`` gives a fresh scan's verdicts while reading again only
+the listings the new brand might reach; descriptors of another model, or none, are one-line errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+
+import pytest
+
+from matcher import Matcher, add_to_index, rescan, scan
+from matcher.errors import IndexMismatchError, MatcherError
+from matcher.scan import read_results
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+
+
+@pytest.fixture(scope="module")
+def rescanned(demo_index, tmp_path_factory):
+    """A scan of the demo listings with the demo index, then a brand added (the held-out photos of one product
+    under a new name), then the re-scan and a fresh scan with the new version."""
+    work = tmp_path_factory.mktemp("rescan")
+    index = work / "index"
+    shutil.copytree(demo_index, index)
+    old = work / "old.jsonl"
+    scan(DEMO / "listings.csv", Matcher.open(index), old)
+    catalog = work / "new_brand"
+    shutil.copytree(DEMO / "holdout" / "Oatly-Natural-Oatghurt", catalog / "Oatly-Lookalike")
+    add_to_index(index, catalog)
+    matcher = Matcher.open(index)
+    summary = rescan(old, matcher, work / "new.jsonl")
+    scan(DEMO / "listings.csv", matcher, work / "fresh.jsonl")
+    return work, summary, matcher
+
+
+def _verdicts(path: Path) -> dict[str, tuple]:
+    return {r["listing"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(path)}
+
+
+def test_rescan_verdicts_equal_a_fresh_scan(rescanned):
+    work, summary, matcher = rescanned
+    assert _verdicts(work / "new.jsonl") == _verdicts(work / "fresh.jsonl")
+    rows = read_results(work / "new.jsonl")
+    assert {r["index_version"] for r in rows} == {matcher.version.folder.name}
+    assert summary.total == len(rows) == summary.carried + summary.rescored + summary.rechecked + summary.failed
+
+
+def test_rescan_reads_again_only_what_the_new_brand_might_reach(rescanned):
+    work, summary, _ = rescanned
+    assert summary.carried + summary.rescored > 0  # judged from stored descriptors, no CNN
+    assert summary.rechecked < summary.total - summary.failed
+    assert (work / "new.jsonl.descriptors.npy").is_file()  # re-scans chain
+
+
+def test_rescan_refuses_descriptors_of_another_model(rescanned, tmp_path):
+    work, _, matcher = rescanned
+    shutil.copy(work / "old.jsonl", tmp_path / "old.jsonl")
+    shutil.copy(work / "old.jsonl.descriptors.npy", tmp_path / "old.jsonl.descriptors.npy")
+    meta = json.loads((work / "old.jsonl.descriptors.json").read_text())
+    meta["fingerprint"]["runtime"] = "int8-qdq-v2"
+    (tmp_path / "old.jsonl.descriptors.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexMismatchError, match="old.jsonl: its stored descriptors were made by") as found:
+        rescan(tmp_path / "old.jsonl", matcher, tmp_path / "new.jsonl")
+    assert "\n" not in str(found.value)
+    (tmp_path / "old.jsonl.descriptors.npy").unlink()
+    with pytest.raises(MatcherError, match="no stored descriptors beside it"):
+        rescan(tmp_path / "old.jsonl", matcher, tmp_path / "new.jsonl")
+    assert not (tmp_path / "new.jsonl").exists()
