@@ -52,3 +52,10 @@ class ListingsError(MatcherError):
     """A listings folder or manifest cannot be read (missing file, bad column, bad line)."""
 
     exit_code = 2
+
+
+class FeedbackError(MatcherError):
+    """A decisions file (``matcher index feedback``) or the results file it names cannot be used: a bad line, an
+    unknown listing, brand or label, a results file of another index. Says ``file:line``; nothing is published."""
+
+    exit_code = 2

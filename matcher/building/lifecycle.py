@@ -38,6 +38,7 @@ from ..cascade import load_embedder_for
 from ..errors import CatalogError, IndexNotFoundError, MatcherError
 from ..features import Embedder, extract_local_features
 from ..index import IndexVersion, ReferenceIndex, ReferenceRecord, published_manifest, read_manifest, store
+from ..index.feedback_bank import FeedbackBank
 from ..index.likeness import ListingLikeness
 from ..index.manifest import region_runtime_of
 from ..index.shared_keypoints import find_shared_keypoints
@@ -74,10 +75,10 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder: Em
         brands = sorted({item.brand for item in items})
         prices = {b: p for b, p in old.manifest.get("typical_prices", {}).items() if b not in brands}
         prices.update(read_brand_prices(catalog_dir, brands))
-        old_refs = old.refs.references
-        kept = {r.sha256: r for r in old_refs if r.brand not in brands}
-        same = {(r.brand, r.sha256): row for row, r in enumerate(old_refs)}
-        rows = [(r, True, row) for row, r in enumerate(old_refs) if r.brand not in brands]
+        old_refs, fakes = old.refs.references, old.refs.feedback.known_fakes  # known fakes stay with their brand
+        kept = {r.sha256: r for r in old_refs if r.brand not in brands and r.id not in fakes}
+        same = {(r.brand, r.sha256): row for row, r in enumerate(old_refs) if r.id not in fakes}
+        rows = [(r, True, row) for row, r in enumerate(old_refs) if r.brand not in brands or r.id in fakes]
         skipped = _skipped_outside(old.manifest, brands)
         to_decode, reused = [], 0
         for item in items:
@@ -95,7 +96,7 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder: Em
         skipped += undecodable
         first_id = _next_id(old)
         fresh = [ReferenceRecord(first_id + k, item.brand, item.path, item.sha256) for k, item in enumerate(decoded)]
-        held = {record.brand for record, _, _ in rows} | {record.brand for record in fresh}
+        held = {record.brand for record, _, _ in rows if record.id not in fakes} | {record.brand for record in fresh}
         empty = [b for b in brands if b not in held]
         if empty:
             raise CatalogError(f"{catalog_dir}: no usable reference photo for brand(s) {', '.join(empty)} "
@@ -107,7 +108,7 @@ def add_to_index(index_dir: str | Path, catalog_dir: str | Path, *, embedder: Em
         thumbnails = [thumbnail_jpeg(im) for im in fresh_images]
         likeness = _new_likeness(old, embedder, fresh_images, [r.id for r in fresh])
         refs = _assemble(old, rows + [(r, False, k) for k, r in enumerate(fresh)], raw, local, thumbnails, likeness)
-        dropped = sum(1 for r in old_refs if r.brand in brands) - reused
+        dropped = sum(1 for r in old_refs if r.brand in brands and r.id not in fakes) - reused
         entry = {"op": "add", "brands": brands, "catalog": str(catalog_dir.resolve()), "time": now(),
                  "added": len(fresh), "reused": reused, "dropped": dropped}
         published = _publish(index_dir, old, refs, fingerprint, entry, skipped, first_id + len(fresh), keep,
@@ -239,10 +240,11 @@ def _publish(index_dir: Path, old: IndexVersion, refs: ReferenceIndex, fingerpri
 
 def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], new_raw: np.ndarray,
               new_local: list, new_thumbnails: list[bytes],
-              new_likeness: ListingLikeness | None = None) -> ReferenceIndex:
+              new_likeness: ListingLikeness | None = None, feedback: FeedbackBank | None = None) -> ReferenceIndex:
     """The references ``rows`` = (record, from_old, row): row of ``old`` if from_old, else row of ``new_raw`` /
     ``new_local`` / ``new_thumbnails``. Whitening and background are carried over from ``old``; the synthetic
-    listings of ``index.likeness`` are those of the kept references plus ``new_likeness``."""
+    listings of ``index.likeness`` are those of the kept references plus ``new_likeness``; the analysts' feedback
+    (``index.feedback_bank``) is ``feedback``, else ``old``'s as far as it applies to the kept references."""
     base = old.refs
     rows = sorted(rows, key=lambda r: r[0].id)
     new_vectors = base.whitening.apply(new_raw) if len(new_raw) else new_raw
@@ -270,6 +272,8 @@ def _assemble(old: IndexVersion, rows: list[tuple[ReferenceRecord, bool, int]], 
                         if from_old and base.references[row].id in base.hue_histograms},  # kept: not computed again
         likeness=likeness if new_likeness is None else likeness.plus(new_likeness),
         with_prototypes=base.with_prototypes, colour_check=base.colour_check,
+        feedback=feedback if feedback is not None else base.feedback.keeping(
+            {r.id for r in references}, {r.brand for r in references}),
     )
 
 

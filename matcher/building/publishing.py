@@ -44,14 +44,29 @@ def describe_manifest(refs: ReferenceIndex, scorer: Scorer, fingerprint: dict, e
         "raw_dim": int(refs.raw_descriptors.shape[1]),
         "metric": METRIC,
         "index_type": refs.index.kind,
-        "counts": {"references": len(refs.references), "brands": len(refs.brands),
+        "counts": {"references": sum(refs.brands.values()), "brands": len(refs.brands),
                    "background": int(len(refs.background))},
-        "brands": refs.brands,
+        "brands": refs.brands,  # genuine references only: known fakes and disabled ones are listed below
+        **feedback_summary(refs),
         "operating_threshold": scorer.threshold,
         "library_versions": {"python": platform.python_version(), "torch": torch.__version__,
                              "faiss": faiss.__version__, "numpy": np.__version__},
         **extra,
     }
+
+
+def feedback_summary(refs: ReferenceIndex) -> dict:
+    """The manifest's record of a version's feedback (``index.feedback_bank``), {} without any: known fakes and
+    negative examples per brand, the disabled references' paths, the number of decisions logged."""
+    bank = refs.feedback
+    if not bank:
+        return {}
+    negatives: dict[str, int] = {}
+    for n in bank.negatives:
+        negatives[n.brand] = negatives.get(n.brand, 0) + 1
+    return {"feedback": {"known_fakes": refs.known_fake_counts, "negatives": dict(sorted(negatives.items())),
+                         "disabled_references": sorted(refs.reference(i).path for i in bank.disabled),
+                         "decisions": len(bank.decisions)}}
 
 
 def publish_version(index_dir: Path, refs: ReferenceIndex, scorer: Scorer, fingerprint: dict, extra: dict, *,

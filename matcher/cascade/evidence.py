@@ -62,6 +62,7 @@ class ListingEvidence:
     prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (index.prototypes)
     likeness: float | None = None  # best cosine to the index's synthetic listings (index.likeness); None: not measured
     dismissed: bool = False  # unlike the catalog's listings: expensive stages skipped, scored as if they found nothing
+    negatives: list = field(default_factory=list)  # negative examples it is near (cascade.feedback.NegativeHit)
     # whitened global descriptor and feature-map windows, float16 (1 + WINDOWS, d): what a later re-scan needs to
     # redo the global stage without the CNN (``MatchResult.descriptor``); None when not kept
     descriptor: np.ndarray | None = None

@@ -18,6 +18,7 @@ import numpy as np
 from ..features import Embedder, extract_local_features
 from ..index import IndexVersion, ReferenceIndex, Scorer
 from .evidence import ListingEvidence
+from .feedback import add_negative_evidence, hidden_references, score_with_feedback
 from .gate import alike, passes_gate
 from .regions import add_region_evidence
 from .scoring import MatchResult, score_evidence
@@ -33,7 +34,7 @@ def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Imag
     thread throughout, see ``collect_evidence``)."""
     with one_blas_thread():
         evidence = collect_evidence(version.refs, embedder, images, settings, scorer=version.scorer)
-        return [replace(score_evidence(version.refs, version.scorer, ev), descriptor=ev.descriptor)
+        return [replace(score_with_feedback(version.refs, version.scorer, ev), descriptor=ev.descriptor)
                 for ev in evidence]
 
 
@@ -44,7 +45,9 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
 
     scorer : the index's scorer, whose gate decides which listings get the expensive stages; None only with
         ``settings.force_full`` (a build collecting the evidence its scorer is then fitted on)
-    exclude : per image, reference ids hidden from it (a build's synthetic listings), or None
+    exclude : per image, reference ids hidden from it (a build's synthetic listings), or None; the index's
+        disabled references are hidden from every image (``feedback.py``), which also gathers the negative
+        examples each listing is near
 
     BLAS runs on one thread meanwhile (``threads.py``: its idle threads would spin on the cores the CNN and SIFT
     need).
@@ -53,6 +56,7 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         raise ValueError("collect_evidence needs the index's scorer for its gate, unless settings.force_full")
     if not images:
         return []
+    exclude = hidden_references(refs, exclude, len(images))
     with one_blas_thread():
         raw, windows = embedder.describe_with_windows(list(images))
         vectors, windows = refs.whitening.apply(raw), whiten_windows(refs, windows)
@@ -66,6 +70,7 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         doubtful = (list(range(len(images))) if settings.force_full
                     else _gate(refs, scorer, images, evidence, settings))
         _check_doubtful(refs, embedder, images, vectors, evidence, doubtful, settings, exclude)
+        add_negative_evidence(refs, images, raw, vectors, evidence, settings)
     return evidence
 
 

@@ -57,6 +57,8 @@ class MatchResult:
     checks : how far the cascade went: ``full`` (SIFT verification, and region search unless a candidate verified
         conclusively), ``global`` (stopped by the gate after the cheap global stage), ``dismissed`` (unlike any
         listing of the catalog: ``index.likeness``), or "" when the image failed
+    note : what the analysts' feedback changed, in plain words ('' when nothing): a brand ruled out by a listing
+        marked not that brand, or a best match that is a known counterfeit photo (``cascade.feedback``)
     descriptor : the listing's whitened global descriptor and feature-map windows, float16 (1 + WINDOWS, d), kept
         beside a scan's results for clusters and re-scans (``ListingEvidence.descriptor``); None when failed
     """
@@ -69,6 +71,7 @@ class MatchResult:
     score: float = 0.0
     matches: tuple[Match, ...] = ()
     checks: str = ""
+    note: str = ""
     descriptor: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property

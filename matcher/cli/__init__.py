@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from . import history_commands, index_commands, scan_commands, service_commands  # noqa: F401 - registers the commands
+from . import feedback_commands  # noqa: F401,I001 - after index_commands: `matcher index --help` lists it later
 from .common import app
 
 __all__ = ["app", "main"]

@@ -26,7 +26,10 @@ def index_build(catalog_dir: Path = typer.Argument(..., help="Folder of <brand>/
 @index_app.command("info")
 @domain_errors
 def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
-               as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
+               as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+               references: bool = typer.Option(False, "--references",
+                                               help="List every reference by the path results rows and "
+                                                    "`index disable` use, marked genuine / known fake / disabled.")):
     """Brands, counts, model, version, size and operating threshold of an index."""
     from ..index import published_manifest, region_runtime_of, store
 
@@ -54,9 +57,21 @@ def index_info(index_dir: Path = typer.Argument(..., help="Index folder."),
     counts = manifest.get("counts", {})
     typer.echo(f"brands:     {counts.get('brands')} brands, {counts.get('references')} references")
     prices = manifest.get("typical_prices", {})
+    feedback = manifest.get("feedback", {})
+    fakes = feedback.get("known_fakes", {})
     for brand, n in manifest.get("brands", {}).items():
         price = f", typical price {prices[brand]:.2f}" if brand in prices else ""
-        typer.echo(f"  {brand}: {n}{price}")
+        fake = f" (+{fakes[brand]} known fake{'s' if fakes[brand] > 1 else ''})" if fakes.get(brand) else ""
+        typer.echo(f"  {brand}: {n}{fake}{price}")
+    if feedback:
+        typer.echo(f"feedback:   {sum(fakes.values())} known fakes, {sum(feedback.get('negatives', {}).values())} "
+                   f"negative examples, {len(feedback.get('disabled_references', []))} disabled references, "
+                   f"{feedback.get('decisions', 0)} decisions (decisions.jsonl)")
+    if references:
+        from ..index.feedback_bank import labelled_references
+
+        for ref_id, _, path, label in labelled_references(folder, manifest.get("files")):
+            typer.echo(f"  [{ref_id}] {path} ({label})")
 
 
 @index_app.command("verify")

@@ -31,6 +31,7 @@ class BrandPrototypes:
     brand_of_row : int (R,), which brand each reference row belongs to (index into names)
     vectors : float32 (R, d), the references' whitened vectors (to take hidden ones out of a sum)
     column : brand name -> its index in ``names``
+    counted : bool (R,), the rows summed (genuine photos: an index's known fakes are not); None: all
     """
 
     names: list[str]
@@ -39,10 +40,15 @@ class BrandPrototypes:
     brand_of_row: np.ndarray
     vectors: np.ndarray
     column: dict[str, int]
+    counted: np.ndarray | None = None
 
     @classmethod
-    def of(cls, vectors: np.ndarray, brands: Sequence[str]) -> BrandPrototypes:
-        """Prototypes of references ``vectors`` (R, d) whose brands are ``brands`` (R,)."""
+    def of(cls, vectors: np.ndarray, brands: Sequence[str], counted: np.ndarray | None = None) -> BrandPrototypes:
+        """Prototypes of references ``vectors`` (R, d) whose brands are ``brands`` (R,); with ``counted`` (bool
+        (R,)) only those rows are summed (a brand's known counterfeit photos are no photo of its product)."""
+        if counted is not None:
+            counted = np.asarray(counted, bool)
+            vectors = np.where(counted[:, None], vectors, 0).astype(vectors.dtype) if len(vectors) else vectors
         names = sorted(set(brands))
         position = {b: i for i, b in enumerate(names)}
         brand_of_row = np.array([position[b] for b in brands], np.int64)
@@ -55,8 +61,8 @@ class BrandPrototypes:
             block_brands = brand_of_row[rows]
             firsts = np.flatnonzero(np.r_[True, block_brands[1:] != block_brands[:-1]])
             sums[block_brands[firsts]] += np.add.reduceat(vectors[rows].astype(np.float64), firsts, axis=0)
-        counts = np.bincount(brand_of_row, minlength=len(names))
-        return cls(names, sums, counts, brand_of_row, vectors, position)
+        counts = np.bincount(brand_of_row[counted] if counted is not None else brand_of_row, minlength=len(names))
+        return cls(names, sums, counts, brand_of_row, vectors, position, counted)
 
     def similarities(self, queries: np.ndarray,
                      hidden_rows: Sequence[Collection[int]] | None = None) -> np.ndarray:
@@ -73,6 +79,8 @@ class BrandPrototypes:
         for i, hidden in enumerate(hidden_rows or ()):
             rows_of_brand: dict[int, list[int]] = {}
             for r in hidden:
+                if self.counted is not None and not self.counted[r]:
+                    continue  # not in the sums
                 rows_of_brand.setdefault(int(self.brand_of_row[r]), []).append(r)
             for brand, rows in rows_of_brand.items():
                 if len(rows) >= self.counts[brand]:

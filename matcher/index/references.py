@@ -18,6 +18,7 @@ from . import store
 from ..errors import IndexCorruptError
 from ..features.colour import HUE_BINS, hue_histogram, thumbnail_pixels
 from ..features.sift import LocalFeatures, pack_features, unpack_features
+from .feedback_bank import FEEDBACK_FILE, FEEDBACK_FILES, FeedbackBank
 from .likeness import LIKENESS_FILE, ListingLikeness
 from .manifest import verified
 from .prototypes import BrandPrototypes
@@ -32,7 +33,7 @@ COLOUR_CACHE = 512  # references whose thumbnail pixels a loaded version keeps d
 # the files ``load`` reads: each must be listed in the manifest (the optional ones when present)
 REQUIRED_FILES = ("references.csv", "vectors.faiss", "raw_descriptors.npy", "whitening.npz", "background.npy",
                   "local_features.npz", "shared_keypoints.npz")
-OPTIONAL_FILES = (LIKENESS_FILE, THUMBNAILS, HUE_HISTOGRAMS)
+OPTIONAL_FILES = (LIKENESS_FILE, THUMBNAILS, HUE_HISTOGRAMS, *FEEDBACK_FILES)
 # what a damaged file makes numpy, zipfile, csv or FAISS raise (the hashes catch damage before; these name it anyway)
 READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, MemoryError,
                zipfile.BadZipFile, zlib.error)
@@ -65,6 +66,9 @@ class ReferenceIndex:
     colour_check : the cascade compares the colours of verified matches; False only for an index built without it
     colour_cache : reference id -> decoded thumbnail pixels, the COLOUR_CACHE most recently used
         (``reference_pixels``)
+    feedback : the analysts' feedback (``feedback_bank.py``): negative examples, which references are known
+        counterfeit photos rather than genuine ones, which are disabled, the decision log
+    negative_vectors : float32 (m, d), the negative examples' whitened descriptors, derived on creation
     """
 
     references: list[ReferenceRecord]
@@ -83,26 +87,34 @@ class ReferenceIndex:
     likeness: ListingLikeness | None = None
     with_prototypes: bool = True
     colour_check: bool = True
+    feedback: FeedbackBank = field(default_factory=FeedbackBank)
     row_of_id: dict[int, int] = field(init=False)
     prototypes: BrandPrototypes | None = field(init=False)
     colour_cache: OrderedDict = field(init=False, repr=False)
+    negative_vectors: np.ndarray = field(init=False, repr=False)
     _colour_lock: threading.Lock = field(init=False, repr=False)
 
     def __post_init__(self):
         self.row_of_id = {r.id: i for i, r in enumerate(self.references)}
-        self.prototypes = (BrandPrototypes.of(self.vectors, [r.brand for r in self.references])
+        genuine = np.array([r.id not in self.feedback.known_fakes for r in self.references], bool)
+        self.prototypes = (BrandPrototypes.of(self.vectors, [r.brand for r in self.references],
+                                              None if genuine.all() else genuine)
                            if self.with_prototypes else None)
+        raw = self.feedback.negative_raw.reshape(-1, self.raw_descriptors.shape[1])
+        self.negative_vectors = self.whitening.apply(raw) if len(raw) else np.zeros((0, self.whitening.dim), np.float32)
         self.colour_cache, self._colour_lock = OrderedDict(), threading.Lock()
         if self.likeness is None:
             self.likeness = ListingLikeness.empty(self.raw_descriptors.shape[1])
 
     @property
     def brands(self) -> dict[str, int]:
-        """Reference count per brand, sorted by brand name."""
-        counts: dict[str, int] = {}
-        for r in self.references:
-            counts[r.brand] = counts.get(r.brand, 0) + 1
-        return dict(sorted(counts.items()))
+        """Genuine reference count per brand, sorted by brand name (known fakes are not counted)."""
+        return _count_brands(r for r in self.references if r.id not in self.feedback.known_fakes)
+
+    @property
+    def known_fake_counts(self) -> dict[str, int]:
+        """Known counterfeit photos per brand (``feedback_bank.py``), sorted by brand name."""
+        return _count_brands(r for r in self.references if r.id in self.feedback.known_fakes)
 
     def reference(self, ref_id: int) -> ReferenceRecord:
         return self.references[self.row_of_id[ref_id]]
@@ -127,6 +139,7 @@ class ReferenceIndex:
             rows = [np.full(HUE_BINS, np.nan) if h is None else h for h in self.reference_hues(ids)]
             np.savez(folder / HUE_HISTOGRAMS, ids=np.asarray(ids, np.int64),
                      histograms=np.asarray(rows, np.float64).reshape(len(ids), HUE_BINS))
+        self.feedback.save_into(folder)
 
     def load_thumbnails(self) -> dict[int, bytes]:
         """Reference id -> JPEG bytes, read from the version folder ({} for an index made before thumbnails);
@@ -186,7 +199,16 @@ class ReferenceIndex:
             hue_histograms=read_index_file(folder / HUE_HISTOGRAMS, _read_hue_histograms),
             likeness=read_index_file(folder / LIKENESS_FILE, lambda path: ListingLikeness.load(path, whitening.mean.shape[0])),
             with_prototypes=with_prototypes, colour_check=colour_check,
+            feedback=read_index_file(folder / FEEDBACK_FILE,
+                                     lambda path: FeedbackBank.load(path.parent, whitening.mean.shape[0])),
         )
+
+
+def _count_brands(references) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in references:
+        counts[r.brand] = counts.get(r.brand, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def read_index_file(path: Path, read):

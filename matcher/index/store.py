@@ -135,6 +135,13 @@ def new_version_folder(index_dir: Path) -> Path:
     return temp
 
 
+def next_version_name(index_dir: Path) -> str:
+    """The name the next publish gives its version: one more than the highest existing, vNNNNNN (exact for a
+    writer holding ``writer_lock``)."""
+    existing = list_versions(index_dir)
+    return f"v{1 + max((int(p.name[1:]) for p in existing if p.name[1:].isdigit()), default=0):06d}"
+
+
 def publish(index_dir: Path, temp_folder: Path, manifest: dict, *, keep: int = KEEP_VERSIONS) -> Path:
     """Seal a written version: record file hashes in manifest.json, fsync, rename, switch CURRENT.
 
@@ -147,9 +154,7 @@ def publish(index_dir: Path, temp_folder: Path, manifest: dict, *, keep: int = K
     for p in temp_folder.iterdir():
         _fsync_path(p)
     _fsync_path(temp_folder)
-    existing = list_versions(index_dir)
-    number = 1 + max((int(p.name[1:]) for p in existing if p.name[1:].isdigit()), default=0)
-    final = versions_dir(index_dir) / f"v{number:06d}"
+    final = versions_dir(index_dir) / next_version_name(index_dir)
     os.rename(temp_folder, final)
     _fsync_path(versions_dir(index_dir))
     pointer_temp = index_dir / f"{POINTER}.{uuid.uuid4().hex[:8]}.tmp"

@@ -98,7 +98,7 @@ def _leased_version(index_dir: Path) -> tuple[Path, store.Lease]:
 def _check_counts(folder: Path, manifest: dict, refs: ReferenceIndex) -> None:
     """The manifest's counts, brands and dimensions are those of the files (a check that also covers the manifests
     published before they were sealed)."""
-    found = {("counts", "references"): len(refs.references), ("counts", "brands"): len(refs.brands),
+    found = {("counts", "references"): sum(refs.brands.values()), ("counts", "brands"): len(refs.brands),
              ("counts", "background"): int(len(refs.background)), ("brands",): refs.brands,
              ("dim",): int(refs.vectors.shape[1]), ("raw_dim",): int(refs.raw_descriptors.shape[1])}
     for keys, value in found.items():
