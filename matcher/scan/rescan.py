@@ -147,6 +147,10 @@ class _Plan:
         added = sorted(new_ids - old_ids)
         self.added = refs.vectors[[refs.row_of_id[i] for i in added]] if added else refs.vectors[:0]
         self.added_ids = set(added)
+        # the analysts' feedback (disabled references, negative examples, known fakes: cascade.feedback) needs the
+        # image or the whole cascade; with any, listings are carried or read again, never re-scored
+        feedback = getattr(refs, "feedback", None)
+        self.rescore = not any(getattr(feedback, name, None) for name in ("disabled", "negatives", "known_fakes"))
 
     def judge(self, rows: list[dict], history, top_k: int, audit: dict, extras: list[str],
               pool: ThreadPoolExecutor) -> Iterator[tuple[dict, dict, np.ndarray | None, str]]:
@@ -165,8 +169,8 @@ class _Plan:
                 if self.carry and self._untouched(ev, vector):
                     decided[row["position"]] = (dict(row, **audit), vector, "carried")
                     continue
-                result = score_evidence(version.refs, version.scorer, ev)
-                if abs(result.score - version.scorer.threshold) >= settings.score_margin:
+                result = score_evidence(version.refs, version.scorer, ev) if self.rescore else None
+                if result is not None and abs(result.score - version.scorer.threshold) >= settings.score_margin:
                     new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
                     decided[row["position"]] = (dict(new, cluster_id=row.get("cluster_id") or ""), vector,
                                                 "rescored")

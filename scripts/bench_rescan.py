@@ -1,0 +1,70 @@
+"""Re-scan of history against a fresh scan, after one brand is added to the index: both times, their ratio and
+how many verdicts differ.
+
+Usage::
+
+    .venv/bin/python scripts/bench_rescan.py BENCH_DIR [--listings 3000] [--photos 20] [--seed 0]
+
+Uses ``scripts/bench_clusters.py``'s marketplace-like listings and its index without one class (built, and the
+listings scanned, when missing: run that script first to reuse them). Copies the index, adds the held-out class
+(``add_to_index``), then times ``rescan`` of the old results and a fresh ``scan`` of the same listings with the
+new version (model loaded and warmed up before either; both in this process), and compares their verdicts and
+brands listing by listing.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import shutil
+import sys
+import time
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_clusters import WORK, base_index, held_out_class, make_listings  # noqa: E402
+
+from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
+from matcher.scan import read_results  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench_dir", type=Path)
+    parser.add_argument("--listings", type=int, default=3000)
+    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    manifest, groups = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
+    index = base_index(args.bench_dir, args.photos)
+    old = WORK / "results.jsonl"
+    if not (WORK / "results.jsonl.descriptors.npy").is_file():
+        scan(manifest, Matcher.open(index), old)
+    added = WORK / "index_added"
+    shutil.rmtree(added, ignore_errors=True)
+    shutil.copytree(index, added)
+    brand = held_out_class(args.bench_dir, args.photos)
+    catalog = WORK / "catalog_added"
+    shutil.rmtree(catalog, ignore_errors=True)
+    shutil.copytree(args.bench_dir / "references" / brand, catalog / brand)
+    add_to_index(added, catalog)
+    matcher = Matcher.open(added)
+    matcher.match_many(sorted((manifest.parent / f"listings_seed{args.seed}").glob("*.jpg"))[:8])  # warm-up
+    started = time.perf_counter()
+    summary = rescan(old, matcher, WORK / "rescanned.jsonl")
+    rescan_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scan(manifest, matcher, WORK / "fresh.jsonl")
+    fresh_s = time.perf_counter() - started
+    new = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "rescanned.jsonl")}
+    fresh = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "fresh.jsonl")}
+    differ = sum(1 for p in fresh if new.get(p) != fresh[p])
+    print(f"{len(fresh)} listings, brand {brand} added to the index")
+    print(summary.line())
+    print(f"rescan {rescan_s:.1f} s, fresh scan {fresh_s:.1f} s: x{fresh_s / rescan_s:.1f} faster; "
+          f"{differ} verdicts (or brands) differ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
