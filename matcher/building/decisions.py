@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from ..errors import FeedbackError, ListingsError
-from ..index import ReferenceIndex
 from ..inputs import file_sha256
 from ..inputs.strictcsv import csv_rows, strict_reader
 
@@ -51,16 +50,16 @@ class Decision:
 
 
 def read_decisions(decisions_path: str | Path, results: Sequence[dict], results_path: str | Path,
-                   refs: ReferenceIndex) -> list[Decision]:
+                   brands: Collection[str], references: Collection[str]) -> list[Decision]:
     """The decisions of ``decisions_path``, each resolved through ``results`` (the rows of ``results_path``,
-    ``matcher.scan.read_results``) and checked against ``refs`` (the index's published references).
+    ``matcher.scan.read_results``) and checked against the index's ``brands`` and ``references`` (their paths,
+    known fakes included), read from its manifest: no CNN is loaded to refuse a bad file.
 
     Raises FeedbackError (``file:line: what``) at the first problem (module docstring).
     """
     decisions_path, results_path = Path(decisions_path), Path(results_path)
     lookup = _results_lookup(results)
-    known_refs = {r.path for r in refs.references}
-    brands = refs.brands
+    known_refs, brands = set(references), sorted(brands)
     out: list[Decision] = []
     labels_given: dict[tuple[str, str], Decision] = {}
     for line, row in _lines(decisions_path):
@@ -123,9 +122,9 @@ def _lines(path: Path) -> Iterable[tuple[int, dict]]:
                     raise FeedbackError(f"{path}:{feed.first}: no column {', '.join(missing)} in the header "
                                         f"(needs {', '.join(REQUIRED_COLUMNS)}; note is optional)")
                 continue
-            if len(cells) != len(header):
+            if len(cells) > len(header) or len(cells) < len(REQUIRED_COLUMNS):
                 raise FeedbackError(f"{path}:{feed.first}: {len(cells)} fields, the header has {len(header)}")
-            yield feed.first, dict(zip(header, cells))
+            yield feed.first, dict(zip(header, cells + [""] * (len(header) - len(cells))))
     except ListingsError as exc:  # a bad CSV line, placed by strictcsv
         raise FeedbackError(str(exc)) from None
 

@@ -19,6 +19,7 @@ brand (the same file as a reference) is logged and adds nothing: it matches as a
 from __future__ import annotations
 
 from dataclasses import replace
+import difflib
 import getpass
 from pathlib import Path
 from typing import Sequence
@@ -28,8 +29,8 @@ import numpy as np
 from ..cascade import load_embedder_for
 from ..errors import FeedbackError, ImageError, MatcherError
 from ..features import Embedder, extract_local_features
-from ..index import IndexVersion, ReferenceRecord, store
-from ..index.feedback_bank import KNOWN_FAKES_FOLDER, FeedbackBank, Marked
+from ..index import IndexVersion, ReferenceRecord, published_manifest, store
+from ..index.feedback_bank import KNOWN_FAKES_FOLDER, FeedbackBank, Marked, labelled_references
 from ..inputs import load_image, thumbnail_jpeg
 from .decisions import Decision, read_decisions
 from .lifecycle import _assemble, _new_likeness, _next_id, _publish
@@ -45,21 +46,24 @@ def who() -> str:
 
 
 def feedback_index(index_dir: str | Path, decisions_path: str | Path, results: Sequence[dict],
-                   results_path: str | Path, *, embedder: Embedder | None = None, keep: int | None = None,
-                   progress: Progress | None = None) -> Path:
+                   results_path: str | Path, *, embedder: Embedder | None = None, threads: int | None = None,
+                   keep: int | None = None, progress: Progress | None = None) -> Path:
     """Publish a version of ``index_dir`` holding the decisions of ``decisions_path`` (``decisions.py``).
 
     results : the rows of ``results_path`` (``matcher.scan.read_results``), which name the decided listings' images
-    embedder : defaults to the one the index's manifest describes
+    embedder : defaults to the one the index's manifest describes (with ``threads`` CPU threads), made only once
+        the decisions are checked
     Returns the published version folder. Raises FeedbackError (``file:line``) before anything is published.
     """
     say = reporter(progress)
     index_dir = Path(index_dir)
     with store.writer_lock(index_dir):
-        embedder = embedder or load_embedder_for(index_dir)
-        old = IndexVersion.open(index_dir, embedder.fingerprint())
-        decisions = read_decisions(decisions_path, results, results_path, old.refs)
+        folder, manifest = published_manifest(index_dir)  # the decisions are checked before the CNN is loaded
+        references = [path for _, _, path, _ in labelled_references(folder, manifest.get("files"))]
+        decisions = read_decisions(decisions_path, results, results_path, manifest.get("brands", {}), references)
         images = {d.sha256: _decode(d) for d in decisions}
+        embedder = embedder or load_embedder_for(index_dir, threads=threads)
+        old = IndexVersion.open(index_dir, embedder.fingerprint())
         base, by, time = old.refs, who(), now()
         changed, made = old.folder.name, store.next_version_name(index_dir)
         latest = {(d.sha256, d.brand): d for d in decisions}  # the last line about an image and brand counts
@@ -124,14 +128,16 @@ def set_enabled(index_dir: str | Path, references: Sequence[str], enabled: bool,
     if not names:
         raise MatcherError(f"{index_dir}: no reference given")
     with store.writer_lock(index_dir):
-        old = IndexVersion.open(index_dir)
-        base = old.refs
-        by_path = {r.path: r for r in base.references}
-        unknown = [n for n in names if n not in by_path]
+        folder, manifest = published_manifest(index_dir)  # names checked before the version is loaded
+        known = {path for _, _, path, _ in labelled_references(folder, manifest.get("files"))}
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise MatcherError(f"{index_dir}: no reference {unknown[0]!r} in the index; name references by their "
                                "path as `matcher index info --references` and results rows give it"
-                               + _close(unknown[0], by_path))
+                               + _close(unknown[0], known))
+        old = IndexVersion.open(index_dir)
+        base = old.refs
+        by_path = {r.path: r for r in base.references}
         by, time, op = who(), now(), "enable" if enabled else "disable"
         changed, made = old.folder.name, store.next_version_name(index_dir)
         disabled = dict(base.feedback.disabled)
@@ -162,6 +168,12 @@ def _publish_like(index_dir: Path, old: IndexVersion, refs, entry: dict, next_id
     return _publish(index_dir, old, refs, manifest.get("fingerprint", {}), entry,
                     list(manifest.get("skipped_references", [])), next_id, keep,
                     dict(manifest.get("typical_prices", {})))
+
+
+def _close(name: str, known) -> str:
+    """'; closest: ...' with the known names most like ``name`` ('' when none is close)."""
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    return f"; closest: {', '.join(close)}" if close else ""
 
 
 def _decode(d: Decision):

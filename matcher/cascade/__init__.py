@@ -10,12 +10,13 @@ from .matcher import ImageInput, Matcher, load_embedder_for
 from .regions import add_region_evidence
 from .run import collect_evidence, global_stage, run_cascade
 from .scoring import VERDICT_COPY, VERDICT_NO_MATCH, VERDICT_SAME_PRODUCT, Match, MatchResult, score_evidence
+from .feedback import score_with_feedback
 from .search import add_window_similarity, global_evidence, whiten_windows
 from .settings import CascadeSettings
 from .verification import add_colour_check, add_verification
 
 __all__ = ["Matcher", "MatchResult", "Match", "ImageInput", "CascadeSettings", "load_embedder_for", "run_cascade",
-           "collect_evidence", "score_evidence", "Candidate", "ListingEvidence", "VERDICT_COPY",
+           "collect_evidence", "score_evidence", "score_with_feedback", "Candidate", "ListingEvidence", "VERDICT_COPY",
            "VERDICT_SAME_PRODUCT", "VERDICT_NO_MATCH",
            # the stages one by one, in cascade order (``run.collect_evidence`` chains them), for profiling
            "global_evidence", "add_window_similarity", "passes_gate", "add_region_evidence", "add_verification",

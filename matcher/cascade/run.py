@@ -83,6 +83,7 @@ def global_stage(refs: ReferenceIndex, vectors: np.ndarray, windows: np.ndarray,
     vectors : whitened whole-image descriptors float32 (n, d); windows : whitened feature-map windows
         (n, WINDOWS, d). A re-scan calls it with the float16 descriptors a scan kept (``MatchResult.descriptor``).
     """
+    exclude = hidden_references(refs, exclude, len(vectors))  # the index's disabled references (feedback.py)
     evidence = global_evidence(refs, np.asarray(vectors, np.float32), k=settings.candidates, exclude=exclude)
     set_window_scores(refs, evidence, windows, exclude=exclude)
     return evidence

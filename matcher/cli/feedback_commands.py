@@ -24,12 +24,10 @@ def index_feedback(index_dir: Path = typer.Argument(..., help="Index folder."),
     """Publish a version that learns from DECISIONS: false positives stop matching their brand (and so do
     near-duplicates of them), counterfeit photos join the brand as known fakes. Logged in decisions.jsonl."""
     from ..building.feedback import feedback_index
-    from ..cascade import load_embedder_for
     from ..scan import read_results
 
     rows = read_results(results)
-    published = feedback_index(index_dir, decisions, rows, results,
-                               embedder=load_embedder_for(index_dir, threads=threads), keep=keep, progress=_say)
+    published = feedback_index(index_dir, decisions, rows, results, threads=threads, keep=keep, progress=_say)
     typer.echo(str(published))
 
 
