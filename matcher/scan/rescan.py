@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..cascade import Matcher, gate_margin, global_stage, score_evidence
+from ..cascade import Matcher, gate_margin, global_stage, score_with_feedback
 from ..errors import IndexMismatchError, MatcherError
 from ..index import model_name
 from ..inputs import Listing
@@ -169,7 +169,7 @@ class _Plan:
                 if self.carry and self._untouched(ev, vector):
                     decided[row["position"]] = (dict(row, **audit), vector, "carried")
                     continue
-                result = score_evidence(version.refs, version.scorer, ev) if self.rescore else None
+                result = score_with_feedback(version.refs, version.scorer, ev) if self.rescore else None
                 if result is not None and abs(result.score - version.scorer.threshold) >= settings.score_margin:
                     new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
                     decided[row["position"]] = (dict(new, cluster_id=row.get("cluster_id") or ""), vector,
