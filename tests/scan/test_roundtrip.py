@@ -43,7 +43,7 @@ def expected(row: dict, fmt: str) -> dict:
     out = {name: row.get(name) for name in RESULT_FIELDS + EXTRA}
     if fmt == "csv":
         out = {k: "" if v is None else v for k, v in out.items()}
-        out.update(score=row.get("score"), suspicion=row.get("suspicion"))
+        out.update(score=row.get("score"), suspicion=row.get("suspicion"), threshold=row.get("threshold"))
     out["position"] = row["position"]
     if "matches" in row:
         out["matches"] = row["matches"]
@@ -116,8 +116,8 @@ def test_csv_with_unquoted_carriage_returns_from_earlier_versions_is_read(tmp_pa
     path = tmp_path / "results.csv"
     header = ",".join(RESULT_FIELDS + ["position", "matches"])
     lines = [header,
-             "a\rb.jpg,,ok,,copy,acme,r1,0.5,0.2,,/x/a\rb.jpg,0,[]",
-             '\r\rc.jpg,,ok,,copy,acme,r1,0.5,0.7,"e,\r",/x/\r\rc.jpg\r,1,[]']
+             "a\rb.jpg,,ok,,copy,acme,r1,0.5,0.2,,/x/a\rb.jpg,,,,,0,[]",
+             '\r\rc.jpg,,ok,,copy,acme,r1,0.5,0.7,"e,\r",/x/\r\rc.jpg\r,,,,,1,[]']
     path.write_bytes(("\n".join(lines) + "\n").encode())
     rows = read_results(path)
     assert [(r["listing"], r["path"], r["explanation"]) for r in rows] == \
