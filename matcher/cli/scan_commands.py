@@ -13,11 +13,11 @@ from .common import app, domain_errors
 
 @app.command("scan")
 @domain_errors
-def scan_command(listings: Path = typer.Argument(..., help="Folder of listing images, or a .txt/.csv/.jsonl manifest."),
+def scan_command(listings: Path = typer.Argument(..., help="Folder of listing images, or a .txt/.csv/.jsonl/.parquet manifest."),
                  index: Path = typer.Option(..., "--index", "-i", help="Index folder."),
-                 out: Path = typer.Option(..., "--out", "-o", help="Results file: .jsonl or .csv."),
+                 out: Path = typer.Option(..., "--out", "-o", help="Results file: .jsonl, .csv or .parquet (--engine ray: a folder of Parquet shards)."),
                  top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Candidate brands kept per listing (JSONL 'matches')."),
-                 resume: bool = typer.Option(False, help="Continue a killed scan into the same results file."),
+                 resume: bool = typer.Option(False, help="Continue a killed scan into the same results file (--engine ray: redo only unfinished shards)."),
                  batch_size: int = typer.Option(32, min=1, help="Listings per batch."),
                  threads: Optional[int] = typer.Option(None, help="CPU threads for the CNN."),
                  device: str = typer.Option("cpu", help="Torch device for the CNN, e.g. cpu or cuda."),
@@ -28,29 +28,37 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                                                             "this process reads one batch ahead)."),
                  min_suspicion: float = typer.Option(0.0, "--min-suspicion", min=0.0, max=1.0,
                                                      help="Leave out listings less suspicious than this (listings "
-                                                          "that failed to decode always stay)."),
+                                                          "that failed to decode always stay; local engine)."),
                  report: Optional[Path] = typer.Option(None, "--report",
-                                                       help="Also write an HTML report of the suspects here.")):
+                                                       help="Also write an HTML report of the suspects here."),
+                 engine: str = typer.Option("local", "--engine", help="local (this process and its decode "
+                                                                      "workers) or ray (Ray Data: docs/scale-out.md)."),
+                 address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the Ray cluster to "
+                                                       "join (default: a local Ray instance, stopped after)."),
+                 shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="--engine ray: listings per "
+                                                "Parquet shard (the unit --resume redoes)."),
+                 actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: cascade actors, "
+                                                      "each holding the index and the CNN once (default: one per "
+                                                      "GPU with --device cuda, else 3/4 of the cluster's CPUs)."),
+                 cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="--engine ray: CPUs "
+                                                      "Ray reserves per cascade actor (also its CNN threads unless "
+                                                      "--threads says).")):
     """Scan listing images against an index; one result row per input, most suspicious first."""
-    from ..cascade import Matcher
-    from ..inputs import iter_listings
-    from ..scan import scan
-
+    if engine not in ("local", "ray"):
+        raise MatcherError(f"unknown --engine {engine!r}; use local or ray")
     if not listings.exists():
         raise MatcherError(f"{listings}: listings folder or manifest not found")
     _check_scan_outputs(listings, index, out, report)
-    matcher = Matcher.open(index, device=device, threads=threads)
-    total = sum(1 for _ in iter_listings(listings)) if sys.stderr.isatty() else None
-    if total:
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("scanning", total=total)
-            summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size,
-                           workers=workers, min_suspicion=min_suspicion, on_batch=lambda n: bar.advance(task, n))
+    if engine == "ray":
+        if min_suspicion or workers is not None:
+            raise MatcherError("--min-suspicion and --workers are options of the local engine; --engine ray writes "
+                               "every row and decodes in Ray tasks")
+        summary = _scan_on_ray(listings, index, out, address=address, shard_size=shard_size, resume=resume,
+                               top_k=top_k, device=device, threads=threads, actors=actors,
+                               cpus_per_actor=cpus_per_actor, batch_size=batch_size)
     else:
-        summary = scan(listings, matcher, out, top_k=top_k, resume=resume, batch_size=batch_size, workers=workers,
-                       min_suspicion=min_suspicion)
+        summary = _scan_here(listings, index, out, top_k=top_k, resume=resume, batch_size=batch_size,
+                             threads=threads, device=device, workers=workers, min_suspicion=min_suspicion)
     flagged = [r for r in summary.top if r["verdict"] != "no_match"]
     if flagged:
         typer.echo("top suspects (suspicion, score, verdict, brand, listing ~ reference):")
@@ -63,6 +71,31 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
     typer.echo(f"results: {Path(out).resolve()}")
     if report is not None:
         _write_report(out, index, report, min_suspicion)
+
+
+def _scan_here(listings: Path, index: Path, out: Path, *, threads, device, **options):
+    """The local engine, with a progress bar on a terminal."""
+    from ..cascade import Matcher
+    from ..inputs import iter_listings
+    from ..scan import scan
+
+    matcher = Matcher.open(index, device=device, threads=threads)
+    total = sum(1 for _ in iter_listings(listings)) if sys.stderr.isatty() else None
+    if not total:
+        return scan(listings, matcher, out, **options)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("scanning", total=total)
+        return scan(listings, matcher, out, on_batch=lambda n: bar.advance(task, n), **options)
+
+
+def _scan_on_ray(listings: Path, index: Path, out: Path, **options):
+    """The Ray engine; a line on stderr per shard written."""
+    from ..scan.distributed import scan_on_ray
+
+    return scan_on_ray(listings, index, out, on_shard=lambda done, total: typer.echo(
+        f"shard {done}/{total} written", err=True), **options)
 
 
 def _check_scan_outputs(listings: Path, index: Path, out: Path, report: Optional[Path]) -> None:
@@ -86,7 +119,8 @@ def _write_report(results: Path, index: Path, out: Path, min_suspicion: float) -
 
 @app.command("report")
 @domain_errors
-def report_command(results: Path = typer.Argument(..., help="Results file of `matcher scan` (.jsonl or .csv)."),
+def report_command(results: Path = typer.Argument(..., help="Results of `matcher scan` (.jsonl, .csv, .parquet, or "
+                                                             "the folder of an --engine ray scan)."),
                    index: Path = typer.Option(..., "--index", "-i", help="The index the scan used (for reference "
                                                                          "thumbnails)."),
                    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),

@@ -36,6 +36,7 @@ from .rows import result_row
 from .shards import ShardPlan, finished_shards, listing_of, mark_success, part_path, plan_scan, work_path
 from .writers import NUMBER_FIELDS, result_columns
 
+AUDIT_COLUMNS = ("index_version", "model", "threshold")  # what judged a row (``rows.audit_fields``)
 DEFAULT_SHARD_SIZE = 10_000  # listings per part file: a few MB of results, minutes of work for one actor
 ACTOR_RETRIES = 2  # times Ray re-runs a batch whose actor died, before the block is given up (and re-run alone)
 RAY_MISSING = "the Ray engine needs Ray: pip install 'matcher[ray]'"
@@ -74,7 +75,8 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
                 address: str | None = None, shard_size: int = DEFAULT_SHARD_SIZE, resume: bool = False,
                 top_k: int = 5, device: str = "cpu", threads: int | None = None, actors: int | None = None,
                 cpus_per_actor: float = 1.0, batch_size: int = 32, keep_top: int = 10,
-                on_shard: Callable[[int, int], None] | None = None) -> ShardedScanSummary:
+                on_shard: Callable[[int, int], None] | None = None,
+                stage: type = CascadeStage) -> ShardedScanSummary:
     """Scan every listing of ``source`` (folder or manifest) on Ray; one row per listing in ``out_dir``'s shards.
 
     address : an existing cluster (``ray.init(address=...)``); None: use this process's Ray if it has one, else
@@ -83,6 +85,7 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
         ``cpus_per_actor``, at least one); each holds the index and the CNN once
     threads : CNN threads per actor (None: ``cpus_per_actor`` rounded up)
     on_shard : called with (shards written, shards to write) after each part file
+    stage : the actor class (``CascadeStage`` or a subclass, e.g. one that logs or pre-checks each batch)
 
     Raises (before any cluster work): ``IndexNotFoundError``/``IndexCorruptError`` (index), ``ListingsError``
     (source), ``OutputPathError`` (``out_dir`` is an input or inside the index), ``MatcherError`` (Ray missing,
@@ -104,16 +107,19 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
                                  shards_skipped=len(done))
     pending = [k for k in range(plan.shards) if k not in done]
     if pending:
-        stage = dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
-                     threads=threads or max(1, math.ceil(cpus_per_actor)))
+        actor = (stage, dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
+                             threads=threads or max(1, math.ceil(cpus_per_actor))))
         with _ray_session(ray, address):
             options = _actor_options(ray, device, actors, cpus_per_actor)
             writer = _ShardWriter(out_dir, plan, summary, keep_top, on_shard, len(pending))
-            for table in _run(ray, [work_path(out_dir, k) for k in pending], stage, options, batch_size):
+            for table in _run(ray, [work_path(out_dir, k) for k in pending], actor, options, batch_size):
                 writer.add(table)
             writer.close()
+            for shard in pending:  # a shard none of whose blocks came back is incomplete too
+                if not part_path(out_dir, shard).is_file():
+                    writer.incomplete.setdefault(shard, [])
             if writer.incomplete:
-                _repair(ray, out_dir, plan, writer, stage, options)
+                _repair(ray, out_dir, plan, writer, actor, options)
     missing = [k for k in range(plan.shards) if not part_path(out_dir, k).is_file()]
     if missing:
         raise MatcherError(f"{out_dir}: {len(missing)} shards have no results (first: {part_path(out_dir, missing[0]).name}); "
@@ -177,14 +183,15 @@ class _ShardWriter:
         summary.statuses.update(statuses)
         summary.verdicts.update(v for v, s in zip(table.column("verdict").to_pylist(), statuses) if s == "ok")
         suspicion = table.column("suspicion").to_numpy(zero_copy_only=False)
-        best = [i for i in np.argsort(-np.nan_to_num(suspicion.astype(float), nan=-1.0))[: self.keep_top]
+        best = [int(i) for i in np.argsort(-np.nan_to_num(suspicion.astype(float), nan=-1.0))[: self.keep_top]
                 if statuses[i] == "ok"]
-        summary.top = sorted(summary.top + table.take(best).to_pylist(),
+        summary.top = sorted(summary.top + [table.slice(i, 1).to_pylist()[0] for i in best],
                              key=lambda r: (-r["suspicion"], r["position"]))[: self.keep_top]
 
 
-def _run(ray, inputs: list[Path], stage: dict, options: dict, batch_size: int) -> Iterator:
-    """Result tables of the listings in ``inputs`` (input-shard files), in input order."""
+def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch_size: int) -> Iterator:
+    """Result tables of the listings in ``inputs`` (input-shard files), in input order; ``actor``: the stage
+    class and its constructor's arguments."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
@@ -198,7 +205,7 @@ def _run(ray, inputs: list[Path], stage: dict, options: dict, batch_size: int) -
         data = ray.data.from_items([{"file": str(p)} for p in inputs], override_num_blocks=len(inputs))
         data = data.map_batches(read_input_shards, batch_size=1, batch_format="numpy")
         data = data.map_batches(decode_listings, batch_size=batch_size, batch_format="numpy")
-        data = data.map_batches(CascadeStage, fn_constructor_kwargs=stage, batch_size=batch_size,
+        data = data.map_batches(actor[0], fn_constructor_kwargs=actor[1], batch_size=batch_size,
                                 batch_format="numpy", **options)
         yield from data.iter_batches(batch_format="pyarrow", batch_size=None)
     finally:
@@ -206,7 +213,8 @@ def _run(ray, inputs: list[Path], stage: dict, options: dict, batch_size: int) -
          context.enable_progress_bars) = saved
 
 
-def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, stage: dict, options: dict) -> None:
+def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, actor: tuple[type, dict],
+            options: dict) -> None:
     """Re-run, one listing per block, the listings of shards that lost rows; a listing that still kills its
     worker gets an ``unreadable`` row. Then write those shards."""
     import pyarrow as pa
@@ -221,22 +229,30 @@ def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, stage: di
         single.mkdir(exist_ok=True)
         for i in range(lost.num_rows):
             pq.write_table(lost.slice(i, 1), single / f"{i:06d}.parquet")
-        again = list(_run(ray, sorted(single.iterdir()), stage, options, 1))
+        alone = dict(options, compute=ray.data.ActorPoolStrategy(size=options["compute"].min_size,
+                                                                max_tasks_in_flight_per_actor=1))
+        again = list(_run(ray, sorted(single.iterdir()), actor, alone, 1))  # a death kills no other listing
         have |= {p for t in again for p in t.column("position").to_pylist()}
         dead = [row for row in lost.to_pylist() if row["position"] not in have]
         if dead and len(dead) > max(10, lost.num_rows // 2):
             raise MatcherError(f"{out_dir}: workers died on {len(dead)} of {lost.num_rows} listings of shard {shard} "
                                "even one at a time; see the Ray logs (is the index readable on every node?)")
         writer.summary.lost += len(dead)
-        writer.write(shard, tables + again + [rows_to_table([_dead_row(row, plan.top_k) for row in dead], schema)])
+        judged = tables + again
+        audit = judged[0].slice(0, 1).select(list(AUDIT_COLUMNS)).to_pylist()[0] if judged else {}
+        dead_rows = [_dead_row(row, plan.top_k, audit) for row in dead]
+        writer.write(shard, judged + [rows_to_table(dead_rows, schema)])
 
 
-def _dead_row(row: dict, top_k: int) -> dict:
-    """The row of a listing whose worker died on it at every try: an ``unreadable`` row, as the local scan's."""
+def _dead_row(row: dict, top_k: int, audit: dict) -> dict:
+    """The row of a listing whose worker died on it at every try: an ``unreadable`` row, as the local scan's.
+
+    audit : the audit fields of the shard's other rows (the index version that judged them), if any
+    """
     listing = listing_of(row["position"], row["listing"], row["path"], row["fields"])
     error = ImageError("unreadable", f"{listing.listing}: the worker checking it died {ACTOR_RETRIES + 1} times "
                                      "(a crash or out of memory)")
-    return result_row(listing, MatchResult.failed(error), top_k, {})
+    return result_row(listing, MatchResult.failed(error), top_k, {}, audit)
 
 
 def _import_ray():
@@ -270,5 +286,11 @@ def _actor_options(ray, device: str, actors: int | None, cpus_per_actor: float) 
     gpu = device.startswith("cuda")
     if actors is None:
         actors = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1) * 0.75 // cpus_per_actor)
-    return dict(concurrency=max(1, actors), num_cpus=cpus_per_actor, num_gpus=1 if gpu else 0,
-                max_restarts=-1, max_task_retries=ACTOR_RETRIES)
+    return dict(compute=ray.data.ActorPoolStrategy(size=max(1, actors)), num_cpus=cpus_per_actor,
+                num_gpus=1 if gpu else 0, ray_remote_args_fn=_retries)
+
+
+def _retries() -> dict:
+    """Actor options over Ray Data's defaults: a dead actor is restarted, its batch retried ACTOR_RETRIES times
+    (the default, forever, would never get past a listing that kills every actor)."""
+    return {"max_restarts": -1, "max_task_retries": ACTOR_RETRIES}

@@ -22,7 +22,7 @@ from ..cascade.scoring import MatchResult
 from ..errors import ImageError
 from ..inputs.reader import read_listing
 from .parquet_results import results_schema, rows_to_table
-from .rows import result_row
+from .rows import audit_fields, result_row
 from .shards import listing_of
 from .writers import NUMBER_FIELDS, result_columns
 
@@ -68,12 +68,13 @@ class CascadeStage:
         self.top_k = top_k
         self.schema = results_schema(result_columns(columns), NUMBER_FIELDS)
         self.memo: OrderedDict[str, MatchResult] = OrderedDict()
+        self.audit = audit_fields(self.matcher.version)
 
     def __call__(self, batch: dict[str, np.ndarray]):
         fresh: dict[str, Image.Image] = {}
         for digest, width, height, pixels, kind in zip(batch["digest"], batch["width"], batch["height"],
                                                        batch["pixels"], batch["error_kind"]):
-            if kind is None and digest not in self.memo and digest not in fresh:
+            if not _failed(kind) and digest not in self.memo and digest not in fresh:
                 fresh[digest] = Image.frombytes("RGB", (int(width), int(height)), pixels)
         for digest, result in zip(fresh, self.matcher.match_decoded(list(fresh.values()))):
             self.memo[digest] = result
@@ -81,9 +82,14 @@ class CascadeStage:
         for i, position in enumerate(batch["position"]):
             listing = listing_of(position, batch["listing"][i], batch["path"][i], batch["fields"][i])
             kind = batch["error_kind"][i]
-            result = (MatchResult.failed(ImageError(kind, batch["error"][i])) if kind is not None
+            result = (MatchResult.failed(ImageError(kind, batch["error"][i])) if _failed(kind)
                       else self.memo[batch["digest"][i]])
-            rows.append(result_row(listing, result, self.top_k, self.matcher.typical_prices))
+            rows.append(result_row(listing, result, self.top_k, self.matcher.typical_prices, self.audit))
         while len(self.memo) > MEMO_LIMIT:
             self.memo.popitem(last=False)
         return rows_to_table(rows, self.schema)
+
+
+def _failed(error_kind: object) -> bool:
+    """Whether a decoded row failed: its error kind is text (a column of no errors may reach a batch as NaN)."""
+    return isinstance(error_kind, str) and bool(error_kind)

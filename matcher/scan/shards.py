@@ -86,11 +86,16 @@ def plan_scan(source: str | os.PathLike, out_dir: Path, *, index_version: str, t
                                f"{'; '.join(different)}; write to a new --out folder or drop --resume")
         return stored
     _clear(out_dir)
+    created = not out_dir.exists()
     (out_dir / WORK).mkdir(parents=True)
     listings = 0
-    for shard, chunk in enumerate(chunked(iter_listings(source), shard_size)):
-        _write_work_shard(work_path(out_dir, shard), chunk, shard)
-        listings += len(chunk)
+    try:
+        for shard, chunk in enumerate(chunked(iter_listings(source), shard_size)):
+            _write_work_shard(work_path(out_dir, shard), chunk, shard)
+            listings += len(chunk)
+    except BaseException:  # a bad manifest line (or Ctrl-C): leave nothing behind
+        shutil.rmtree(out_dir if created else out_dir / WORK, ignore_errors=True)
+        raise
     plan = ShardPlan(**wanted, listings=listings, columns=tuple(columns))
     _write_json(out_dir / PLAN, asdict(plan))
     return plan

@@ -147,12 +147,18 @@ class ResultWriter:
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Read a results file back as a list of dicts.
 
-    JSONL rows come back as written. CSV values are strings, except
+    ``path`` may be a sharded scan's folder (its part files' rows, shard by shard). JSONL and Parquet rows
+    come back as written. CSV values are strings, except
     ``position`` (int), ``score`` and ``suspicion`` (float, or None when empty) and ``matches``
     (decoded from JSON; the key is left out when empty, as in JSONL).
     A torn last line is ignored.
     """
     path = pathlib.Path(path)
+    if path.is_dir():  # the output folder of a sharded (--engine ray) scan
+        parts = sorted(path.glob("part-*.parquet"))
+        if not parts:
+            raise MatcherError(f"{path}: a folder with no part-*.parquet: not the output of a sharded scan")
+        return [row for part in parts for row in iter_parquet_rows(part)]
     fmt = result_format(path)
     if not path.is_file():
         raise MatcherError(f"{path}: no such results file")
