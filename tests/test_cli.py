@@ -58,6 +58,17 @@ def test_scan_missing_index_is_one_line(tmp_path):
     _one_line_error(code, out, "missing", "not found")
 
 
+@pytest.mark.parametrize("options, needles", [
+    (["--engine", "spark"], ["unknown --engine 'spark'", "local or ray"]),
+    (["--engine", "ray", "--min-suspicion", "0.5"], ["--min-suspicion and --workers", "local engine"]),
+    (["--engine", "ray", "--shard-size", "100"], ["missing", "not found"]),
+])
+def test_scan_engine_options_are_checked_before_any_work(tmp_path, options, needles):
+    code, out = run("scan", DEMO / "listings", "--index", tmp_path / "missing", "--out", tmp_path / "out", *options)
+    _one_line_error(code, out, *needles)
+    assert not (tmp_path / "out").exists()
+
+
 def test_scan_unknown_results_suffix_is_one_line(demo_index, tmp_path):
     code, out = run("scan", DEMO / "listings", "--index", demo_index, "--out", tmp_path / "r.xlsx")
     _one_line_error(code, out, ".jsonl")

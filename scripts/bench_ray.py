@@ -1,0 +1,129 @@
+"""The Ray engine's overhead on one machine: the same listings through the local engine and through Ray.
+
+Usage::
+
+    .venv/bin/python scripts/bench_ray.py BENCH_DIR [--listings 3000] [--shard-size 500] [--actors 1]
+
+Uses ``bench_marketplace.py``'s marketplace-like listings (the benchmark's real everyday ``none`` photos
+re-encoded, 5% matches) and index (``results/marketplace``). Each engine runs in its own child process, one after
+the other: the local engine (``matcher.scan`` to Parquet, default workers) and the Ray engine
+(``scan_on_ray`` to Parquet shards, on a local Ray instance started by the child before the clock starts, as a
+cluster would already be running). Prints listings/s of each (model and index loading included: an actor loads
+its own), the ratio, the peak RSS of each driver (``ru_maxrss``) and of each cascade actor (``VmHWM`` of the
+``ray::`` processes running ``CascadeStage``, polled from /proc), and whether both engines gave the same verdicts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_marketplace import WORK, make_listings  # noqa: E402
+
+from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index  # noqa: E402
+
+
+def actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
+    """Poll /proc for the cascade actors' peak RSS (kB) until ``stop``."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"ray::" not in cmdline or b"CascadeStage" not in cmdline:
+                    continue
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[int(pid)] = max(peaks.get(int(pid), 0), int(line.split()[1]))
+            except OSError:
+                continue
+        stop.wait(0.5)
+
+
+def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int | None) -> dict:
+    """Run one engine in this process; its figures as a dict."""
+    if engine == "local":
+        from matcher import scan
+
+        started = time.perf_counter()
+        summary = scan(manifest, Matcher.open(index), WORK / "ray_bench_local.parquet")
+        seconds = time.perf_counter() - started
+        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": []}
+    import ray
+
+    from matcher.scan.distributed import scan_on_ray
+
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+    poller = threading.Thread(target=actor_peaks, args=(stop, peaks), daemon=True)
+    poller.start()
+    started = time.perf_counter()
+    summary = scan_on_ray(manifest, index, WORK / "ray_bench_sharded", shard_size=shard_size, actors=actors)
+    seconds = time.perf_counter() - started
+    stop.set()
+    poller.join()
+    ray.shutdown()
+    return {"rows": summary.rows, "seconds": seconds, "driver_peak_mb": _peak_mb(),
+            "actors_mb": sorted(round(kb / 1024) for kb in peaks.values())}
+
+
+def _peak_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench_dir", type=Path)
+    parser.add_argument("--listings", type=int, default=3000)
+    parser.add_argument("--match-rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard-size", type=int, default=500)
+    parser.add_argument("--actors", type=int, default=None)
+    parser.add_argument("--child", choices=("local", "ray"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    index = WORK / "index"
+    manifest = WORK / f"listings_seed{args.seed}_{args.listings}.txt"
+    if args.child:
+        print(json.dumps(child(args.child, manifest, index, args.shard_size, args.actors)))
+        return 0
+    try:
+        Matcher.open(index)
+    except (IndexMismatchError, IndexNotFoundError):
+        build_index(args.bench_dir / "references", index)
+    make_listings(args.bench_dir, args.listings, args.match_rate, args.seed)
+    figures = {}
+    for engine in ("local", "ray"):
+        command = [sys.executable, __file__, str(args.bench_dir), "--listings", str(args.listings),
+                   "--seed", str(args.seed), "--shard-size", str(args.shard_size), "--child", engine]
+        if args.actors:
+            command += ["--actors", str(args.actors)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        figures[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+    from matcher.scan import read_results
+
+    local = {r["position"]: r["verdict"] for r in read_results(WORK / "ray_bench_local.parquet")}
+    sharded = {r["position"]: r["verdict"] for r in read_results(WORK / "ray_bench_sharded")}
+    rate = {engine: f["rows"] / f["seconds"] for engine, f in figures.items()}
+    print(f"{args.listings} marketplace-like listings from {args.bench_dir} ({os.cpu_count()} CPUs)")
+    for engine, f in figures.items():
+        actors = f", cascade actors peak {f['actors_mb']} MB" if f["actors_mb"] else ""
+        print(f"  {engine:5}: {rate[engine]:.1f} listings/s ({f['seconds']:.1f} s), driver peak {f['driver_peak_mb']} MB"
+              f"{actors}")
+    print(f"ray / local: {rate['ray'] / rate['local']:.2f}x; rows {len(sharded)} vs {len(local)}, "
+          f"verdicts differing: {sum(local.get(p) != v for p, v in sharded.items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
