@@ -59,7 +59,8 @@ def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
     """position -> cluster id for the listings that have a verified near-duplicate in the scan.
 
     descriptors : float16 (n, 1 + WINDOWS, d) stored descriptors (row = position, zeros where none)
-    results : the results file (JSONL or CSV) whose ``path`` column says where each listing's image is
+    results : the results file (JSONL or CSV), or a sharded scan's folder, whose ``path`` column says where each
+        listing's image is
     """
     pairs = candidate_pairs(descriptors, settings)
     if not pairs:
@@ -146,7 +147,17 @@ def _local_features(paths: dict[int, str], positions: list[int],
 
 
 def _paths(results: Path, wanted: set[int]) -> dict[int, str]:
-    """position -> image path of the wanted listings, streamed from the results file."""
+    """position -> image path of the wanted listings, streamed from the results file (or from the part files of
+    a sharded scan's folder, two columns at a time)."""
+    if results.is_dir():
+        import pyarrow.parquet as pq
+
+        found = {}
+        for part in sorted(results.glob("part-*.parquet")):
+            table = pq.read_table(part, columns=["position", "path"])
+            found.update((p, path) for p, path in zip(table.column("position").to_pylist(),
+                                                      table.column("path").to_pylist()) if p in wanted and path)
+        return found
     fmt, header, out = result_format(results), None, {}
     for _, value in iter_records(results, fmt):
         if value is None:

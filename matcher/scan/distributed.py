@@ -13,9 +13,7 @@ Ray is imported only here, lazily: ``pip install matcher[ray]``.
 """
 from __future__ import annotations
 
-from collections import Counter
 import contextlib
-from dataclasses import dataclass, field
 import logging
 import math
 import os
@@ -23,16 +21,16 @@ from pathlib import Path
 import time
 from typing import Callable, Iterator
 
-import numpy as np
-
 from ..cascade.scoring import MatchResult
 from ..errors import ImageError, MatcherError
-from ..index import published_manifest
+from ..index import IndexVersion, published_manifest
 from ..inputs import check_listing_prices, manifest_columns
 from .outputs import check_output
-from .parquet_results import results_schema, rows_to_table, write_parquet
+from .history import DescriptorLog, history_paths
+from .parquet_results import results_schema, rows_to_table
 from .ray_stages import CascadeStage, decode_listings, read_input_shards
 from .rows import result_row
+from .shard_writer import DESCRIPTOR, ShardedScanSummary, ShardWriter, cluster_shards
 from .shards import ShardPlan, finished_shards, listing_of, mark_success, part_path, plan_scan, work_path
 from .writers import NUMBER_FIELDS, result_columns
 
@@ -41,34 +39,6 @@ DEFAULT_SHARD_SIZE = 10_000  # listings per part file: a few MB of results, minu
 ACTOR_RETRIES = 2  # times Ray re-runs a batch whose actor died, before the block is given up (and re-run alone)
 RAY_MISSING = "the Ray engine needs Ray: pip install 'matcher[ray]'"
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ShardedScanSummary:
-    """Counts of one sharded scan; ``rows`` are the rows written by this run (finished shards are skipped)."""
-
-    out_dir: Path
-    listings: int = 0
-    shards: int = 0
-    shards_skipped: int = 0
-    rows: int = 0
-    lost: int = 0  # listings whose worker kept dying: ``unreadable`` rows
-    seconds: float = 0.0
-    verdicts: Counter = field(default_factory=Counter)
-    statuses: Counter = field(default_factory=Counter)
-    top: list[dict] = field(default_factory=list)
-
-    @property
-    def per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items())) or "none"
-        statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "none"
-        resumed = f" ({self.shards_skipped} already done)" if self.shards_skipped else ""
-        lost = f"; {self.lost} listings killed their worker (unreadable rows)" if self.lost else ""
-        return (f"{self.rows} listings in {self.shards - self.shards_skipped} shards{resumed}, "
-                f"{self.seconds:.1f} s ({self.per_second:.1f}/s); verdicts: {verdicts}; status: {statuses}{lost}")
 
 
 def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -106,12 +76,14 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
     summary = ShardedScanSummary(out_dir=out_dir, listings=plan.listings, shards=plan.shards,
                                  shards_skipped=len(done))
     pending = [k for k in range(plan.shards) if k not in done]
+    descriptors, _ = history_paths(out_dir)
+    history = None if not pending and descriptors.is_file() else _open_history(index_dir, out_dir, plan, resume)
     if pending:
         actor = (stage, dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
                              threads=threads or max(1, math.ceil(cpus_per_actor))))
         with _ray_session(ray, address):
             options = _actor_options(ray, device, actors, cpus_per_actor)
-            writer = _ShardWriter(out_dir, plan, summary, keep_top, on_shard, len(pending))
+            writer = ShardWriter(out_dir, plan, summary, keep_top, on_shard, len(pending), history)
             for table in _run(ray, [work_path(out_dir, k) for k in pending], actor, options, batch_size):
                 writer.add(table)
             writer.close()
@@ -124,69 +96,12 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
     if missing:
         raise MatcherError(f"{out_dir}: {len(missing)} shards have no results (first: {part_path(out_dir, missing[0]).name}); "
                            "run again with --resume")
+    if history is not None:
+        history.finish()
+    summary.clustered = cluster_shards(out_dir, plan, descriptors)
     summary.seconds = time.perf_counter() - started
     mark_success(out_dir, plan, summary.rows, summary.seconds)
     return summary
-
-
-class _ShardWriter:
-    """Collects result tables (in input order) into shards; writes each complete shard as its part file."""
-
-    def __init__(self, out_dir: Path, plan: ShardPlan, summary: ShardedScanSummary, keep_top: int,
-                 on_shard, total: int):
-        self.out_dir, self.plan, self.summary, self.keep_top = out_dir, plan, summary, keep_top
-        self.on_shard, self.total, self.written = on_shard, total, 0
-        self.current: int | None = None
-        self.tables: list = []
-        self.incomplete: dict[int, list] = {}  # shard -> its tables, when rows went missing (a dead worker)
-
-    def add(self, table) -> None:
-        shards = table.column("position").to_numpy() // self.plan.shard_size
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(shards)) + 1, [len(shards)]])
-        for begin, end in zip(starts[:-1], starts[1:]):
-            if end > begin:
-                self._add_run(int(shards[begin]), table.slice(begin, end - begin))
-
-    def _add_run(self, shard: int, table) -> None:
-        if shard != self.current:
-            self._flush()
-            self.current = shard
-        self.tables.append(table)
-
-    def close(self) -> None:
-        self._flush()
-
-    def _flush(self) -> None:
-        if self.current is None:
-            return
-        shard, tables = self.current, self.tables
-        self.current, self.tables = None, []
-        if sum(t.num_rows for t in tables) == self.plan.rows_in(shard):
-            self.write(shard, tables)
-        else:
-            self.incomplete[shard] = tables
-
-    def write(self, shard: int, tables: list) -> None:
-        import pyarrow as pa
-
-        table = pa.concat_tables(tables).sort_by("position")
-        write_parquet(part_path(self.out_dir, shard), [table], table.schema)
-        self._count(table)
-        self.written += 1
-        if self.on_shard:
-            self.on_shard(self.written, self.total)
-
-    def _count(self, table) -> None:
-        summary = self.summary
-        summary.rows += table.num_rows
-        statuses = table.column("status").to_pylist()
-        summary.statuses.update(statuses)
-        summary.verdicts.update(v for v, s in zip(table.column("verdict").to_pylist(), statuses) if s == "ok")
-        suspicion = table.column("suspicion").to_numpy(zero_copy_only=False)
-        best = [int(i) for i in np.argsort(-np.nan_to_num(suspicion.astype(float), nan=-1.0))[: self.keep_top]
-                if statuses[i] == "ok"]
-        summary.top = sorted(summary.top + [table.slice(i, 1).to_pylist()[0] for i in best],
-                             key=lambda r: (-r["suspicion"], r["position"]))[: self.keep_top]
 
 
 def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch_size: int) -> Iterator:
@@ -213,7 +128,7 @@ def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch
          context.enable_progress_bars) = saved
 
 
-def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, actor: tuple[type, dict],
+def _repair(ray, out_dir: Path, plan: ShardPlan, writer: ShardWriter, actor: tuple[type, dict],
             options: dict) -> None:
     """Re-run, one listing per block, the listings of shards that lost rows; a listing that still kills its
     worker gets an ``unreadable`` row. Then write those shards."""
@@ -240,8 +155,8 @@ def _repair(ray, out_dir: Path, plan: ShardPlan, writer: _ShardWriter, actor: tu
         writer.summary.lost += len(dead)
         judged = tables + again
         audit = judged[0].slice(0, 1).select(list(AUDIT_COLUMNS)).to_pylist()[0] if judged else {}
-        dead_rows = [_dead_row(row, plan.top_k, audit) for row in dead]
-        writer.write(shard, judged + [rows_to_table(dead_rows, schema)])
+        dead_rows = rows_to_table([_dead_row(row, plan.top_k, audit) for row in dead], schema)
+        writer.write(shard, judged + [dead_rows.append_column(DESCRIPTOR, pa.nulls(len(dead), pa.binary()))])
 
 
 def _dead_row(row: dict, top_k: int, audit: dict) -> dict:
@@ -253,6 +168,18 @@ def _dead_row(row: dict, top_k: int, audit: dict) -> dict:
     error = ImageError("unreadable", f"{listing.listing}: the worker checking it died {ACTOR_RETRIES + 1} times "
                                      "(a crash or out of memory)")
     return result_row(listing, MatchResult.failed(error), top_k, {}, audit)
+
+
+def _open_history(index_dir: Path, out_dir: Path, plan: ShardPlan, resume: bool) -> DescriptorLog:
+    """The scan's descriptor log (beside ``out_dir``), for the index version of the plan."""
+    version = IndexVersion.open(index_dir)
+    try:
+        if version.folder.name != plan.index_version:
+            raise MatcherError(f"{index_dir}: its published version changed to {version.folder.name} during the scan "
+                               f"planned with {plan.index_version}; write to a new --out folder")
+        return DescriptorLog(out_dir, version, version.manifest.get("fingerprint", {}), resume=resume)
+    finally:
+        version.close()
 
 
 def _import_ray():

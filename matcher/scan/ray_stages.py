@@ -23,6 +23,7 @@ from ..errors import ImageError
 from ..inputs.reader import read_listing
 from .parquet_results import results_schema, rows_to_table
 from .rows import audit_fields, result_row
+from .shard_writer import DESCRIPTOR
 from .shards import listing_of
 from .writers import NUMBER_FIELDS, result_columns
 
@@ -56,7 +57,8 @@ def decode_listings(batch: dict[str, np.ndarray]) -> dict[str, list]:
 
 
 class CascadeStage:
-    """Decoded rows -> result rows (a pyarrow Table of ``results_schema``); one index per actor.
+    """Decoded rows -> result rows (a pyarrow Table of ``results_schema``, plus the listings' descriptors as
+    float16 bytes in a ``descriptor`` column, for the driver's descriptor log); one index per actor.
 
     index_dir : the index folder, as every worker node sees it
     columns : the manifest's extra columns (the plan's), so every shard has the local scan's columns
@@ -71,6 +73,8 @@ class CascadeStage:
         self.audit = audit_fields(self.matcher.version)
 
     def __call__(self, batch: dict[str, np.ndarray]):
+        import pyarrow as pa
+
         fresh: dict[str, Image.Image] = {}
         for digest, width, height, pixels, kind in zip(batch["digest"], batch["width"], batch["height"],
                                                        batch["pixels"], batch["error_kind"]):
@@ -78,16 +82,18 @@ class CascadeStage:
                 fresh[digest] = Image.frombytes("RGB", (int(width), int(height)), pixels)
         for digest, result in zip(fresh, self.matcher.match_decoded(list(fresh.values()))):
             self.memo[digest] = result
-        rows = []
+        rows, descriptors = [], []
         for i, position in enumerate(batch["position"]):
             listing = listing_of(position, batch["listing"][i], batch["path"][i], batch["fields"][i])
             kind = batch["error_kind"][i]
             result = (MatchResult.failed(ImageError(kind, batch["error"][i])) if _failed(kind)
                       else self.memo[batch["digest"][i]])
             rows.append(result_row(listing, result, self.top_k, self.matcher.typical_prices, self.audit))
+            descriptors.append(None if result.descriptor is None else
+                               np.asarray(result.descriptor, np.float16).tobytes())
         while len(self.memo) > MEMO_LIMIT:
             self.memo.popitem(last=False)
-        return rows_to_table(rows, self.schema)
+        return rows_to_table(rows, self.schema).append_column(DESCRIPTOR, pa.array(descriptors, pa.binary()))
 
 
 def _failed(error_kind: object) -> bool:
