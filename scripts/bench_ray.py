@@ -9,8 +9,8 @@ re-encoded, 5% matches) and index (``results/marketplace``). Each engine runs in
 the other: the local engine (``matcher.scan`` to Parquet, default workers) and the Ray engine
 (``scan_on_ray`` to Parquet shards, on a local Ray instance started by the child before the clock starts, as a
 cluster would already be running). Prints listings/s of each (model and index loading included: an actor loads
-its own), the ratio, the peak RSS of each driver (``ru_maxrss``) and of each cascade actor (``VmHWM`` of the
-``ray::`` processes running ``CascadeStage``, polled from /proc), and whether both engines gave the same verdicts.
+its own), the ratio, the peak RSS (``VmHWM``) of each driver and of each cascade actor (the ``ray::`` processes
+running ``CascadeStage``, polled from /proc), and whether both engines gave the same verdicts.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 from pathlib import Path
-import resource
 import subprocess
 import sys
 import threading
@@ -30,10 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_marketplace import WORK, make_listings  # noqa: E402
 
 from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index  # noqa: E402
+from matcher.index import published_manifest  # noqa: E402
 
 
-def actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
-    """Poll /proc for the cascade actors' peak RSS (kB) until ``stop``."""
+def peak_kb(pid: int | str = "self") -> int:
+    """A process's peak resident memory (``VmHWM``, kB; unlike ``ru_maxrss`` it does not carry over exec)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def actor_peaks(stop: threading.Event, peaks: dict[str, int]) -> None:
+    """Poll /proc for the cascade actors' peak RSS (kB), by process title, until ``stop``."""
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -42,9 +50,8 @@ def actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 if b"ray::" not in cmdline or b"CascadeStage" not in cmdline:
                     continue
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[int(pid)] = max(peaks.get(int(pid), 0), int(line.split()[1]))
+                title = pid + " " + cmdline.split(b"\0")[0].decode(errors="replace")
+                peaks[title] = max(peaks.get(title, 0), peak_kb(pid))
             except OSError:
                 continue
         stop.wait(0.5)
@@ -58,13 +65,13 @@ def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int
         started = time.perf_counter()
         summary = scan(manifest, Matcher.open(index), WORK / "ray_bench_local.parquet")
         seconds = time.perf_counter() - started
-        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": []}
+        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": {}}
     import ray
 
     from matcher.scan.distributed import scan_on_ray
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    peaks: dict[int, int] = {}
+    peaks: dict[str, int] = {}
     stop = threading.Event()
     poller = threading.Thread(target=actor_peaks, args=(stop, peaks), daemon=True)
     poller.start()
@@ -75,11 +82,11 @@ def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int
     poller.join()
     ray.shutdown()
     return {"rows": summary.rows, "seconds": seconds, "driver_peak_mb": _peak_mb(),
-            "actors_mb": sorted(round(kb / 1024) for kb in peaks.values())}
+            "actors_mb": {title: round(kb / 1024) for title, kb in sorted(peaks.items())}}
 
 
 def _peak_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return round(peak_kb() / 1024)
 
 
 def main() -> int:
@@ -98,7 +105,7 @@ def main() -> int:
         print(json.dumps(child(args.child, manifest, index, args.shard_size, args.actors)))
         return 0
     try:
-        Matcher.open(index)
+        published_manifest(index)  # not Matcher.open: the children measure their own memory
     except (IndexMismatchError, IndexNotFoundError):
         build_index(args.bench_dir / "references", index)
     make_listings(args.bench_dir, args.listings, args.match_rate, args.seed)

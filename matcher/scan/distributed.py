@@ -38,7 +38,6 @@ AUDIT_COLUMNS = ("index_version", "model", "threshold")  # what judged a row (``
 DEFAULT_SHARD_SIZE = 10_000  # listings per part file: a few MB of results, minutes of work for one actor
 ACTOR_RETRIES = 2  # times Ray re-runs a batch whose actor died, before the block is given up (and re-run alone)
 RAY_MISSING = "the Ray engine needs Ray: pip install 'matcher[ray]'"
-log = logging.getLogger(__name__)
 
 
 def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
