@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python scripts/bench_ray.py BENCH_DIR [--listings 3000] [--shard-size 500] [--actors 1]
+    .venv/bin/python scripts/bench_ray.py BENCH_DIR [--listings 3000] [--shard-size 500] [--actors N] [--threads N]
 
 Uses ``bench_marketplace.py``'s marketplace-like listings (the benchmark's real everyday ``none`` photos
 re-encoded, 5% matches) and index (``results/marketplace``). Each engine runs in its own child process, one after
@@ -40,8 +40,8 @@ def peak_kb(pid: int | str = "self") -> int:
     return 0
 
 
-def actor_peaks(stop: threading.Event, peaks: dict[str, int]) -> None:
-    """Poll /proc for the cascade actors' peak RSS (kB), by process title, until ``stop``."""
+def actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
+    """Poll /proc for the cascade actors' peak RSS (kB), by pid, until ``stop``."""
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -50,14 +50,14 @@ def actor_peaks(stop: threading.Event, peaks: dict[str, int]) -> None:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 if b"ray::" not in cmdline or b"CascadeStage" not in cmdline:
                     continue
-                title = pid + " " + cmdline.split(b"\0")[0].decode(errors="replace")
-                peaks[title] = max(peaks.get(title, 0), peak_kb(pid))
+                peaks[int(pid)] = max(peaks.get(int(pid), 0), peak_kb(pid))
             except OSError:
                 continue
         stop.wait(0.5)
 
 
-def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int | None) -> dict:
+def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int | None,
+          threads: int | None) -> dict:
     """Run one engine in this process; its figures as a dict."""
     if engine == "local":
         from matcher import scan
@@ -65,24 +65,25 @@ def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int
         started = time.perf_counter()
         summary = scan(manifest, Matcher.open(index), WORK / "ray_bench_local.parquet")
         seconds = time.perf_counter() - started
-        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": {}}
+        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": []}
     import ray
 
     from matcher.scan.distributed import scan_on_ray
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    peaks: dict[str, int] = {}
+    peaks: dict[int, int] = {}
     stop = threading.Event()
     poller = threading.Thread(target=actor_peaks, args=(stop, peaks), daemon=True)
     poller.start()
     started = time.perf_counter()
-    summary = scan_on_ray(manifest, index, WORK / "ray_bench_sharded", shard_size=shard_size, actors=actors)
+    summary = scan_on_ray(manifest, index, WORK / "ray_bench_sharded", shard_size=shard_size, actors=actors,
+                          threads=threads)
     seconds = time.perf_counter() - started
     stop.set()
     poller.join()
     ray.shutdown()
     return {"rows": summary.rows, "seconds": seconds, "driver_peak_mb": _peak_mb(),
-            "actors_mb": {title: round(kb / 1024) for title, kb in sorted(peaks.items())}}
+            "actors_mb": [round(kb / 1024) for _, kb in sorted(peaks.items())]}
 
 
 def _peak_mb() -> int:
@@ -97,12 +98,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument("--actors", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CNN threads per actor (default: the engine's)")
     parser.add_argument("--child", choices=("local", "ray"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     index = WORK / "index"
     manifest = WORK / f"listings_seed{args.seed}_{args.listings}.txt"
     if args.child:
-        print(json.dumps(child(args.child, manifest, index, args.shard_size, args.actors)))
+        print(json.dumps(child(args.child, manifest, index, args.shard_size, args.actors, args.threads)))
         return 0
     try:
         published_manifest(index)  # not Matcher.open: the children measure their own memory
@@ -113,8 +115,9 @@ def main() -> int:
     for engine in ("local", "ray"):
         command = [sys.executable, __file__, str(args.bench_dir), "--listings", str(args.listings),
                    "--seed", str(args.seed), "--shard-size", str(args.shard_size), "--child", engine]
-        if args.actors:
-            command += ["--actors", str(args.actors)]
+        for option in ("actors", "threads"):
+            if getattr(args, option):
+                command += [f"--{option}", str(getattr(args, option))]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         figures[engine] = json.loads(done.stdout.strip().splitlines()[-1])
     from matcher.scan import read_results

@@ -41,8 +41,8 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                                                       "each holding the index and the CNN once (default: one per "
                                                       "GPU with --device cuda, else 3/4 of the cluster's CPUs)."),
                  cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="--engine ray: CPUs "
-                                                      "Ray reserves per cascade actor (also its CNN threads unless "
-                                                      "--threads says).")):
+                                                      "Ray reserves per cascade actor (its CNN threads: --threads, "
+                                                      "default the cluster's CPUs divided among the actors).")):
     """Scan listing images against an index; one result row per input, most suspicious first."""
     if engine not in ("local", "ray"):
         raise MatcherError(f"unknown --engine {engine!r}; use local or ray")

@@ -52,7 +52,8 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
         start a local instance for the scan and stop it after
     actors : cascade actors (None: one per GPU with ``device='cuda'``, else 3/4 of the cluster's CPUs divided by
         ``cpus_per_actor``, at least one); each holds the index and the CNN once
-    threads : CNN threads per actor (None: ``cpus_per_actor`` rounded up)
+    threads : CNN threads per actor (None: the cluster's CPUs divided among the actors, at least
+        ``cpus_per_actor`` rounded up)
     on_shard : called with (shards written, shards to write) after each part file
     stage : the actor class (``CascadeStage`` or a subclass, e.g. one that logs or pre-checks each batch)
 
@@ -78,10 +79,10 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
     descriptors, _ = history_paths(out_dir)
     history = None if not pending and descriptors.is_file() else _open_history(index_dir, out_dir, plan, resume)
     if pending:
-        actor = (stage, dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
-                             threads=threads or max(1, math.ceil(cpus_per_actor))))
         with _ray_session(ray, address):
-            options = _actor_options(ray, device, actors, cpus_per_actor)
+            options, threads = _actor_options(ray, device, actors, cpus_per_actor, threads)
+            actor = (stage, dict(index_dir=str(index_dir), columns=plan.columns, top_k=top_k, device=device,
+                                 threads=threads))
             writer = ShardWriter(out_dir, plan, summary, keep_top, on_shard, len(pending), history)
             for table in _run(ray, [work_path(out_dir, k) for k in pending], actor, options, batch_size):
                 writer.add(table)
@@ -206,14 +207,20 @@ def _ray_session(ray, address: str | None):
         ray.shutdown()
 
 
-def _actor_options(ray, device: str, actors: int | None, cpus_per_actor: float) -> dict:
-    """``map_batches`` options of the cascade actor pool (see ``scan_on_ray``'s ``actors``)."""
+def _actor_options(ray, device: str, actors: int | None, cpus_per_actor: float,
+                   threads: int | None) -> tuple[dict, int]:
+    """``map_batches`` options of the cascade actor pool, and the CNN threads of each actor (see
+    ``scan_on_ray``'s ``actors`` and ``threads``)."""
     resources = ray.cluster_resources()
-    gpu = device.startswith("cuda")
+    cpus, gpu = resources.get("CPU", 1), device.startswith("cuda")
     if actors is None:
-        actors = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1) * 0.75 // cpus_per_actor)
-    return dict(compute=ray.data.ActorPoolStrategy(size=max(1, actors)), num_cpus=cpus_per_actor,
-                num_gpus=1 if gpu else 0, ray_remote_args_fn=_retries)
+        actors = int(resources.get("GPU", 0)) if gpu else int(cpus * 0.75 // cpus_per_actor)
+    actors = max(1, actors)
+    options = dict(compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+                   num_gpus=1 if gpu else 0, ray_remote_args_fn=_retries)
+    # the CPUs Ray does not reserve for actors run decode tasks, which leave them idle most of the time: the
+    # CNN threads share all the CPUs among the actors (figures: docs/benchmarks.md, "Scans on Ray")
+    return options, threads or max(1, math.ceil(cpus_per_actor), int(cpus // actors))
 
 
 def _retries() -> dict:
