@@ -133,11 +133,25 @@ def main() -> None:
     print(f"marked: {len(negatives)} distractors false_positive (+{len(marked) - len(negatives)} variants); "
           f"{fake['listing']} counterfeit for {fake['brand']} (max inliers "
           f"{max(m.get('inliers', -1) for m in fake['matches'])})")
+    threshold = evaluate(bench, [s._replace(listing=query[s.listing]) for s in score_rows_from_results(base)])
+    threshold = threshold["brand_thr@P90"]
     for name, rows in (("before feedback", before), ("after feedback", after)):
         flagged = [r for r in rows if r["path"] in marked and r["verdict"] in ("copy", "same_product")
                    and r["brand"] == marked[r["path"]][0]]
-        print(f"{name}: {len(flagged)} of {len(marked)} marked distractors and variants flagged for their brand")
-    marked_queries = {query[r["listing"]] for r in negatives + [fake]}
+        scored = [r for r in rows if r["path"] in marked and any(
+            m["brand"] == marked[r["path"]][0] and m["score"] >= threshold for m in r.get("matches") or [])]
+        print(f"{name}: of {len(marked)} marked distractors and variants, {len(flagged)} flagged (copy or "
+              f"same_product) for their brand, {len(scored)} score it at or above brand_thr@P90 {threshold:.3f}")
+    # queries made from the same source photo as the counterfeit one reuse that photo: flagged copies are right
+    sources = {}
+    with open(bench_dir / "manifest.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            sources[normalize_path(row["file"], str(bench_dir), "queries")] = row["source"]
+    reposts = {q for q in bench.truth if sources.get(q) == sources.get(query[fake["listing"]])}
+    marked_queries = {query[r["listing"]] for r in negatives} | reposts
+    print(f"queries of the counterfeit photo's source ({len(reposts)}): "
+          + ", ".join(f"{q} {r['verdict']} {r['reference']}" for q in sorted(reposts)
+                      for r in after if r["path"] == str(bench_dir / "queries" / q)))
     others = set(bench.truth) - marked_queries
     old, new = metrics(bench, base, others), metrics(bench, after, others)
     print(f"other {len(others)} queries:   " + "  ".join(f"{k} {old[k]:.3f}->{new[k]:.3f}" for k in HEADLINE_KEYS))

@@ -16,8 +16,11 @@
 - **known fakes** are references (searched and verified like the genuine ones) but are scored as a brand of their
   own, one photo each (``score_with_feedback``): the scorer's brand features compare a listing with its brand's
   prototype and other photos, and a fake photo is usually far from every genuine one, so counted as one of them
-  its copies would score as unlike the brand. Each fake's score then counts for its brand; a result whose best
-  match is one says so ("copy of a known counterfeit photo marked on <date>").
+  its copies would score as unlike the brand. A fake is a photo, not a product: it counts for its brand only where
+  the listing is a verified copy of it (copy score of a copy verdict and ``NEAR_INLIERS`` or more inliers), never
+  as "another photo of the product" (on devbench, other photos of the distractor's vegetable otherwise scored
+  same_product of the fake). A result whose best match is one says so ("copy of a known counterfeit photo marked
+  on <date>").
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from ..features import extract_local_features
 from ..features.sift import mirror_features, verify_against
 from ..index import ReferenceIndex, Scorer
 from .evidence import ListingEvidence
-from .scoring import VERDICT_COPY, VERDICT_NO_MATCH, MatchResult, score_evidence, verdict
+from .scoring import COPY_PROBABILITY, VERDICT_NO_MATCH, MatchResult, score_evidence, verdict
 from .settings import CascadeSettings
 
 # A near-duplicate of a marked image: raw-descriptor cosine at least NEAR_SIMILARITY (the cheap pre-check, so only
@@ -90,12 +93,13 @@ def score_with_feedback(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidenc
     next best brand); ``note`` saying why, or that the best match is a known counterfeit photo."""
     ruled_out = _ruled_out(refs, ev)  # with the fakes still under their brand: they count as its photos here
     own = _split_fakes(refs, ev)
-    result = _merge_fakes(score_evidence(refs, scorer, ev), own)
+    scored = score_evidence(refs, scorer, ev)
+    result = _merge_fakes(scored, own)
     if not result.ok or not result.matches:
         return result
     notes = [f"like a listing marked not {brand} on {marked.date} ({marked.listing})"
              for brand, marked in sorted(ruled_out.items())]
-    if ruled_out:
+    if ruled_out or result.matches[0].ref_id != scored.matches[0].ref_id:
         matches = tuple(m for m in result.matches if m.brand not in ruled_out)
         if not matches:
             return replace(result, verdict=VERDICT_NO_MATCH, brand=None, reference=None, score=0.0, matches=(),
@@ -105,8 +109,7 @@ def score_with_feedback(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidenc
                          reference=top.reference, score=top.score, matches=matches)
     fake = refs.feedback.known_fakes.get(result.matches[0].ref_id)
     if fake is not None and result.verdict != VERDICT_NO_MATCH:
-        what = "copy of" if result.verdict == VERDICT_COPY else "like"
-        notes.append(f"{what} a known counterfeit photo marked on {fake.date} ({fake.listing})")
+        notes.append(f"copy of a known counterfeit photo marked on {fake.date} ({fake.listing})")
     return replace(result, note="; ".join(notes)) if notes else result
 
 
@@ -123,15 +126,20 @@ def _split_fakes(refs: ReferenceIndex, ev: ListingEvidence) -> dict[str, str]:
 
 
 def _merge_fakes(result: MatchResult, own: dict[str, str]) -> MatchResult:
-    """``result`` with the known fakes' own brands named as their brand again, one match per brand (the best)."""
+    """``result`` with the known fakes' own brands named as their brand again, one match per brand (the best),
+    a fake's only where the listing is a verified copy of it (module docstring). The verdict is the caller's."""
     if not own or not result.matches:
         return result
     matches, seen = [], set()
     for m in result.matches:
+        if m.brand in own and (m.copy_score < COPY_PROBABILITY or m.inliers < NEAR_INLIERS):
+            continue
         brand = own.get(m.brand, m.brand)
         if brand not in seen:
             seen.add(brand)
             matches.append(replace(m, brand=brand))
+    if not matches:
+        return replace(result, verdict=VERDICT_NO_MATCH, brand=None, reference=None, score=0.0, matches=())
     return replace(result, brand=matches[0].brand, matches=tuple(matches))
 
 
