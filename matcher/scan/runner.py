@@ -13,7 +13,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from PIL import Image
 
@@ -28,6 +28,7 @@ from .clusters import cluster_scan
 from .history import open_history
 from .outputs import check_output
 from .ranking import rank_results
+from .chunks import chunked
 from .rows import audit_fields, result_row
 from .staging import finish_results, staged_results
 from .writers import open_writer
@@ -100,17 +101,6 @@ class ScanSummary:
                 + (f"; {self.left_out.line()}" if self.left_out else ""))
 
 
-def _batches(listings: Iterator[Listing], size: int) -> Iterator[list[Listing]]:
-    batch: list[Listing] = []
-    for item in listings:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
          resume: bool = False, batch_size: int = 32, keep_top: int = 10,
          on_batch: Callable[[int], None] | None = None, workers: int | None = None,
@@ -145,7 +135,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     with open_writer(results_path, extra_fields=columns, resume=resume) as writer, \
             DecodePool(workers) as reader:
         done = writer.finished_positions
-        batches = reader.read(_batches(iter_listings(source, skipped=summary.left_out), batch_size), lambda item: item.position not in done)
+        batches = reader.read(chunked(iter_listings(source, skipped=summary.left_out), batch_size), lambda item: item.position not in done)
         for batch, decoded in batches:
             summary.skipped += len(batch) - len(decoded)
             rows: list[tuple[Listing, str | None, Image.Image | ImageError]] = []
