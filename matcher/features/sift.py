@@ -302,6 +302,31 @@ def _is_plausible(homography: np.ndarray, query_inliers: np.ndarray) -> bool:
     return True
 
 
+def affine_error(found: Verification, query: LocalFeatures, reference: LocalFeatures) -> float:
+    """Median distance of a verified pair's inliers from the best affine map between them (least median of
+    squares), in pixels of the coarser of the two working frames (where SIFT's localisation noise is largest:
+    a crop upscaled for detection must not be held to its finer pixels); inf with fewer than 3 inliers.
+
+    An edit of one photo (crop, resize, rotation, padding, mirror, overlay) moves its pixels by an affine map, so
+    the inliers of two copies agree with one to SIFT's localisation noise (a fraction of a pixel); two shots of
+    one scene differ by perspective and parallax, which a homography over a package absorbs but an affine map
+    over all inliers does not.
+    """
+    if found.inliers < 3:
+        return float("inf")
+    source = found.query_points.astype(np.float64)
+    if found.mirrored:
+        source = np.column_stack([query.size[0] - source[:, 0], source[:, 1]])
+    target = found.reference_points.astype(np.float64)
+    affine, _ = cv2.estimateAffine2D(source, target, method=cv2.LMEDS)
+    if affine is None:
+        return float("inf")
+    residual = np.linalg.norm(source @ affine[:, :2].T + affine[:, 2] - target, axis=1)  # reference pixels
+    stretch = np.sqrt(abs(np.linalg.det(affine[:, :2])))  # reference pixels per query pixel
+    coarser = max(stretch / query.scale, 1.0 / reference.scale)  # reference pixels per coarser working pixel
+    return float(np.median(residual) / coarser)
+
+
 def _empty(columns: int, dtype) -> np.ndarray:
     """A (0, columns) array."""
     return np.zeros((0, columns), dtype)

@@ -8,10 +8,13 @@ Two steps, neither holding the scan's descriptors in memory at once:
    of the database); pairs at or above ``ClusterSettings.min_similarity`` are candidates. The search costs
    O(n^2 d) multiply-adds: about a second per 10^4 listings squared on 2 cores (docs/benchmarks.md).
 2. **verification**: a cosine alone joins look-alike photos of the same product, so each candidate pair is
-   SIFT-verified (``features.sift.verify_pair``, mirror image included) on the two images read again; it is a
-   near-duplicate when it has at least ``min_inliers`` inliers and they spread over at least ``min_coverage`` of
-   one image's area (the same photo, not just the same carton photographed twice). Candidates are verified one
-   connected group at a time, so only one group's local features are in memory.
+   SIFT-verified (``features.sift.verify_against``, mirror image included) on the two images read again; it is
+   a near-duplicate when it has at least ``min_inliers`` inliers, they spread over at least ``min_coverage`` of
+   one image's area, and they agree with one affine map to within ``max_affine_error`` (``features.sift.
+   affine_error``): edits of one photo move its pixels affinely, while two shots of the same shelf (the same
+   carton photographed twice, a step apart) agree only through perspective and parallax, which the homography
+   absorbs on a package but an affine map does not. Candidates are verified one connected group at a time, most
+   similar first, skipping pairs already joined, so only one group's local features are in memory.
 
 Verified pairs are joined transitively (union-find); a cluster is named ``c<smallest position>``. A listing with
 no verified near-duplicate has no cluster (empty ``cluster_id``).
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features.sift import LocalFeatures, extract_local_features, mirror_features, verify_pair
+from ..features.sift import LocalFeatures, affine_error, extract_local_features, mirror_features, verify_against
 from ..inputs import load_or_error
 from ..errors import ImageError
 from .history import DescriptorLog
@@ -40,7 +43,10 @@ class ClusterSettings:
     neighbours : nearest listings examined per listing (transitivity joins larger clusters)
     min_inliers : SIFT inliers of a verified near-duplicate pair
     min_coverage : share of one image's area the inliers' bounding box must cover
-    sift_long_side, sift_features : SIFT extraction of the listings re-read (as the cascade's)
+    max_affine_error : median distance (pixels of the SIFT working frame) of the inliers from their best affine
+        map; reposts stay under it (localisation noise), two shots of a scene mostly do not
+    sift_long_side, sift_features : SIFT extraction of the listings re-read (smaller than the cascade's: a
+        near-duplicate needs no fine detail, and extraction is most of clustering's time)
     query_block, database_block : rows searched at a time (memory: (query_block + database_block) x d floats)
     """
 
@@ -48,8 +54,9 @@ class ClusterSettings:
     neighbours: int = 10
     min_inliers: int = 15
     min_coverage: float = 0.5
-    sift_long_side: int = 320
-    sift_features: int = 1000
+    max_affine_error: float = 0.25
+    sift_long_side: int = 224
+    sift_features: int = 500
     query_block: int = 8192
     database_block: int = 65536
 
@@ -69,10 +76,21 @@ def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
     joined = _UnionFind()
     for group in _groups(pairs):
         features = _local_features(paths, sorted({p for pair in group for p in pair}), settings)
-        for a, b in group:
+        for a, b in _most_similar_first(descriptors, group):
+            if joined.find(a) == joined.find(b):
+                continue  # already one cluster through other pairs: verifying it changes nothing
             if a in features and b in features and near_duplicates(features[a], features[b], settings):
                 joined.union(a, b)
     return joined.names()
+
+
+def _most_similar_first(descriptors: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pairs by decreasing global cosine (ties by position), so that reposts join through their closest
+    copies first and the pairs they make redundant are skipped."""
+    first = np.asarray(descriptors[[a for a, _ in pairs], 0], np.float32)
+    second = np.asarray(descriptors[[b for _, b in pairs], 0], np.float32)
+    order = np.lexsort((np.arange(len(pairs)), -np.einsum("ij,ij->i", first, second)))
+    return [pairs[k] for k in order]
 
 
 def candidate_pairs(descriptors: np.ndarray, settings: ClusterSettings = ClusterSettings()) -> list[tuple[int, int]]:
@@ -103,13 +121,16 @@ def candidate_pairs(descriptors: np.ndarray, settings: ClusterSettings = Cluster
 
 
 def near_duplicates(a: LocalFeatures, b: LocalFeatures, settings: ClusterSettings = ClusterSettings()) -> bool:
-    """Whether two images are the same photo: enough SIFT inliers (mirror image included), spread over at least
-    ``min_coverage`` of the area of one of them."""
-    found = verify_pair(a, b, query_mirrored=mirror_features(a))
+    """Whether two images are the same photo: enough SIFT inliers (mirror image included unless the image as it
+    is already has them), spread over at least ``min_coverage`` of the area of one of them, in one affine
+    arrangement (``features.sift.affine_error`` at most ``max_affine_error``)."""
+    found = verify_against(a, [b], query_mirrored=mirror_features(a), mirror_unless=settings.min_inliers)[0]
     if found.inliers < settings.min_inliers:
         return False
-    return max(_coverage(found.query_points, a.size), _coverage(found.reference_points, b.size)) \
-        >= settings.min_coverage
+    if max(_coverage(found.query_points, a.size), _coverage(found.reference_points, b.size)) \
+            < settings.min_coverage:
+        return False
+    return affine_error(found, a, b) <= settings.max_affine_error
 
 
 def _coverage(points: np.ndarray, size: tuple[int, int]) -> float:

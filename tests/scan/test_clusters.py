@@ -44,10 +44,13 @@ def test_reposts_verify_and_other_photos_of_the_product_do_not():
     rng = np.random.default_rng(3)
     reposts = [apply_chain(original, names, rng)[0] for names in (["crop", "jpeg"], ["text", "downscale"],
                                                                  ["hflip", "sticker"])]
-    features = [extract_local_features(im, long_side=320) for im in [original, *reposts]]
+    settings = ClusterSettings()
+    extract = lambda im: extract_local_features(im, long_side=settings.sift_long_side,  # noqa: E731
+                                                max_features=settings.sift_features)
+    features = [extract(im) for im in [original, *reposts]]
     for repost in features[1:]:
         assert near_duplicates(features[0], repost)
-    other = extract_local_features(Image.open(photos[2]).convert("RGB"), long_side=320)
+    other = extract(Image.open(photos[2]).convert("RGB"))
     assert not near_duplicates(features[0], other)
 
 
@@ -89,3 +92,29 @@ def test_descriptors_kept_beside_results_row_per_position(demo_matcher, tmp_path
         assert row["model"].startswith("efficientnet_lite0@") and float(row["threshold"]) > 0
     assert history.meta["index_version"]["name"] == demo_matcher.version.folder.name
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_view_from_elsewhere_verifies_but_is_not_a_repost():
+    """A perspective change (the same carton photographed from a step aside) keeps many homography inliers over
+    the package, but they do not fit one affine map: not a near-duplicate. An affine edit (rotation and
+    downscale) of the same photo stays within SIFT's localisation noise."""
+    from matcher.building.edits import perspective
+    from matcher.features.sift import affine_error, mirror_features, verify_against
+
+    settings = ClusterSettings()
+    extract = lambda im: extract_local_features(im, long_side=settings.sift_long_side,  # noqa: E731
+                                                max_features=settings.sift_features)
+    original = Image.open(sorted(BRAND.glob("*.jpg"))[1]).convert("RGB")
+    rng = np.random.default_rng(5)
+    views = [perspective(original, rng)[0] for _ in range(3)]
+    edited = apply_chain(original, ["rotate", "downscale"], rng)[0]
+    base = extract(original)
+    for view in map(extract, views):
+        found = verify_against(base, [view], query_mirrored=mirror_features(base))[0]
+        assert found.inliers >= settings.min_inliers  # the homography still verifies it
+        assert affine_error(found, base, view) > settings.max_affine_error
+        assert not near_duplicates(base, view, settings)
+    copy = extract(edited)
+    found = verify_against(base, [copy])[0]
+    assert affine_error(found, base, copy) < settings.max_affine_error
+    assert near_duplicates(base, copy, settings)
