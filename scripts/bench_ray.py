@@ -9,8 +9,10 @@ re-encoded, 5% matches) and index (``results/marketplace``). Each engine runs in
 the other: the local engine (``matcher.scan`` to Parquet, default workers) and the Ray engine
 (``scan_on_ray`` to Parquet shards, on a local Ray instance started by the child before the clock starts, as a
 cluster would already be running). Prints listings/s of each (model and index loading included: an actor loads
-its own), the ratio, the peak RSS (``VmHWM``) of each driver and of each cascade actor (the ``ray::`` processes
-running ``CascadeStage``, polled from /proc), and whether both engines gave the same verdicts.
+its own), the ratio, CPU-core milliseconds per listing (the process and its decode workers; for Ray the driver
+and every ``ray::`` worker process, polled from /proc: the load-independent cost behind docs/scale-out.md's
+sizing), the peak RSS (``VmHWM``) of each driver and of each cascade actor, and whether both engines gave the
+same verdicts.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+import resource
 import subprocess
 import sys
 import threading
@@ -40,18 +43,26 @@ def peak_kb(pid: int | str = "self") -> int:
     return 0
 
 
-def actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
-    """Poll /proc for the cascade actors' peak RSS (kB), by pid, until ``stop``."""
+def cpu_seconds(pid: int | str = "self") -> float:
+    """A process's CPU time so far (user + system, seconds), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def watch_workers(stop: threading.Event, peaks: dict[int, int], cpu: dict[int, float]) -> None:
+    """Poll /proc until ``stop``: the cascade actors' peak RSS (kB) and every Ray worker's CPU seconds, by pid."""
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"ray::" not in cmdline or b"CascadeStage" not in cmdline:
+                if not cmdline.startswith(b"ray::"):
                     continue
-                peaks[int(pid)] = max(peaks.get(int(pid), 0), peak_kb(pid))
-            except OSError:
+                cpu[int(pid)] = max(cpu.get(int(pid), 0.0), cpu_seconds(pid))
+                if b"CascadeStage" in cmdline:
+                    peaks[int(pid)] = max(peaks.get(int(pid), 0), peak_kb(pid))
+            except (OSError, IndexError, ValueError):
                 continue
         stop.wait(0.5)
 
@@ -62,28 +73,37 @@ def child(engine: str, manifest: Path, index: Path, shard_size: int, actors: int
     if engine == "local":
         from matcher import scan
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _own_cpu()
         summary = scan(manifest, Matcher.open(index), WORK / "ray_bench_local.parquet")
         seconds = time.perf_counter() - started
-        return {"rows": summary.total, "seconds": seconds, "driver_peak_mb": _peak_mb(), "actors_mb": []}
+        return {"rows": summary.total, "seconds": seconds, "cpu_seconds": _own_cpu() - cpu,
+                "driver_peak_mb": _peak_mb(), "actors_mb": []}
     import ray
 
     from matcher.scan.distributed import scan_on_ray
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     peaks: dict[int, int] = {}
+    workers_cpu: dict[int, float] = {}
     stop = threading.Event()
-    poller = threading.Thread(target=actor_peaks, args=(stop, peaks), daemon=True)
+    poller = threading.Thread(target=watch_workers, args=(stop, peaks, workers_cpu), daemon=True)
     poller.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _own_cpu()
     summary = scan_on_ray(manifest, index, WORK / "ray_bench_sharded", shard_size=shard_size, actors=actors,
                           threads=threads)
     seconds = time.perf_counter() - started
     stop.set()
     poller.join()
     ray.shutdown()
-    return {"rows": summary.rows, "seconds": seconds, "driver_peak_mb": _peak_mb(),
+    return {"rows": summary.rows, "seconds": seconds, "cpu_seconds": _own_cpu() - cpu + sum(workers_cpu.values()),
+            "driver_peak_mb": _peak_mb(),
             "actors_mb": [round(kb / 1024) for _, kb in sorted(peaks.items())]}
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (the local scan's decode workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _peak_mb() -> int:
@@ -128,8 +148,9 @@ def main() -> int:
     print(f"{args.listings} marketplace-like listings from {args.bench_dir} ({os.cpu_count()} CPUs)")
     for engine, f in figures.items():
         actors = f", cascade actors peak {f['actors_mb']} MB" if f["actors_mb"] else ""
-        print(f"  {engine:5}: {rate[engine]:.1f} listings/s ({f['seconds']:.1f} s), driver peak {f['driver_peak_mb']} MB"
-              f"{actors}")
+        print(f"  {engine:5}: {rate[engine]:.1f} listings/s ({f['seconds']:.1f} s), "
+              f"{1000 * f['cpu_seconds'] / f['rows']:.0f} CPU-core ms per listing, "
+              f"driver peak {f['driver_peak_mb']} MB{actors}")
     print(f"ray / local: {rate['ray'] / rate['local']:.2f}x; rows {len(sharded)} vs {len(local)}, "
           f"verdicts differing: {sum(local.get(p) != v for p, v in sharded.items())}")
     return 0

@@ -26,9 +26,10 @@ from tests.conftest import DEMO, REPO  # noqa: E402
 SCORE_TOLERANCE = 1e-6
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray instance for the test session: 2 CPUs, object store capped at 256 MB."""
+    """One local Ray instance for every Ray test (they all live in this module): 2 CPUs, object store capped at
+    256 MB; stopped after them, so the rest of the session does not carry it."""
     if not ray.is_initialized():
         ray.init(num_cpus=2, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
                  log_to_driver=False, logging_level="WARNING")
