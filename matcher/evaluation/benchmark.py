@@ -1,7 +1,8 @@
 """`matcher eval`: build an index of a benchmark's references, scan its queries, score against its truth.
 
 A benchmark folder has the devbench layout: ``references/<brand>/<image>``, ``queries/<image>``,
-``ground_truth.csv`` and optionally ``manifest.csv`` (edit chains, for the per-edit breakdown).
+``ground_truth.csv`` (optionally with a ``slice`` column, for per-slice rows) and optionally ``manifest.csv`` (edit
+chains, for the per-edit breakdown).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def run_benchmark(bench_dir: str | Path, work_dir: str | Path, *, top_k: int = 1
     """Build (or reuse) ``work_dir/index``, scan the queries into ``work_dir/results.jsonl``, return the metrics.
 
     runtime, region_runtime : the CNN runtimes of a (re)built index (``Embedder``); the scan uses the index's.
-    Also writes ``work_dir/scores.csv`` (listing,brand,reference,score) for external evaluators.
+    Also writes ``work_dir/scores.csv`` (listing,brand,reference,score) for external evaluators. A benchmark with a
+    ``slice`` column gets per-slice rows at brand_thr@P90 and at the index's operating (verdict) threshold.
     """
     bench_dir, work_dir = Path(bench_dir), Path(work_dir)
     bench = load_benchmark(bench_dir)
@@ -37,7 +39,7 @@ def run_benchmark(bench_dir: str | Path, work_dir: str | Path, *, top_k: int = 1
     progress(summary.line())
     rows = score_rows_from_results(read_results(results))
     write_scores_csv(rows, work_dir / "scores.csv")
-    metrics = evaluate(bench, rows)
+    metrics = evaluate(bench, rows, operating_threshold=matcher.version.scorer.threshold)
     metrics["scan_seconds"] = summary.seconds
     metrics["listings_per_second"] = summary.per_second
     return metrics

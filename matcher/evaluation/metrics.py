@@ -18,6 +18,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from matcher.errors import MatcherError
+from matcher.evaluation.slices import format_slices, slice_metrics
 
 KINDS = ("copy", "same_product", "none")
 METRIC_KEYS = ("brand_uAP", "brand_R@P90", "brand_thr@P90", "copy_uAP", "copy_R@P90", "copy_thr@P90",
@@ -60,12 +61,15 @@ class Benchmark:
         Main (first) edit per query from ``manifest.csv``; None when there is no usable manifest.
     references : set of str
         ``<class>/<file>`` of every file under ``references/`` (used for warnings only).
+    slices : dict of str to str or None
+        Slice per query (optional ``slice`` column of ground_truth.csv); None without it, as on devbench.
     """
 
     bench_dir: str
     truth: dict
     main_edits: dict | None = None
     references: set = field(default_factory=set)
+    slices: dict | None = None
 
     def queries_of(self, kind: str) -> list[str]:
         return [q for q, t in self.truth.items() if t.kind == kind]
@@ -123,7 +127,7 @@ def load_benchmark(bench_dir) -> Benchmark:
     gt_path = os.path.join(bench_dir, "ground_truth.csv")
     if not os.path.isfile(gt_path):
         raise EvaluationError(f"{bench_dir}: no ground_truth.csv (is this a benchmark folder?)")
-    truth = {}
+    truth, slices = {}, {}
     for r in _read_csv(gt_path, {"query", "reference_class", "reference_image", "kind"}, "ground truth"):
         q = normalize_path(r["query"], bench_dir, "queries")
         kind = (r["kind"] or "").strip()
@@ -131,6 +135,8 @@ def load_benchmark(bench_dir) -> Benchmark:
             raise EvaluationError(f"{gt_path}: query {q!r} has unknown kind {kind!r} (expected {KINDS})")
         truth[q] = QueryTruth(kind, (r["reference_class"] or "").strip(),
                               normalize_path(r["reference_image"], bench_dir, "references"))
+        if "slice" in r:
+            slices[q] = (r["slice"] or "").strip() or "unsliced"
     main_edits, man_path = None, os.path.join(bench_dir, "manifest.csv")
     try:   # no manifest, or one without file/edits columns, just disables the per-edit table
         man_rows = _read_csv(man_path, {"file", "edits"}, "manifest") if os.path.isfile(man_path) else None
@@ -148,7 +154,7 @@ def load_benchmark(bench_dir) -> Benchmark:
     classes = sorted(os.listdir(ref_dir)) if os.path.isdir(ref_dir) else []
     refs = {f"{c}/{fn}" for c in classes if os.path.isdir(os.path.join(ref_dir, c))
             for fn in os.listdir(os.path.join(ref_dir, c))}
-    return Benchmark(bench_dir, truth, main_edits, refs)
+    return Benchmark(bench_dir, truth, main_edits, refs, slices or None)
 
 
 def _score_row(listing, brand, reference, score, where: str) -> ScoreRow | None:
@@ -253,7 +259,7 @@ def _mean(flags: list) -> float:
     return float(np.mean(flags)) if flags else math.nan
 
 
-def evaluate(bench: Benchmark, rows: Sequence[ScoreRow]) -> dict:
+def evaluate(bench: Benchmark, rows: Sequence[ScoreRow], *, operating_threshold: float | None = None) -> dict:
     """Compute all metrics of `rows` against `bench`.
 
     Parameters
@@ -261,13 +267,16 @@ def evaluate(bench: Benchmark, rows: Sequence[ScoreRow]) -> dict:
     bench : Benchmark
     rows : sequence of ScoreRow
         Listings not among the benchmark's queries raise EvaluationError; absent queries are misses.
+    operating_threshold : float, optional
+        The index's verdict threshold (``matcher eval`` passes it); slice rows also count recall and fp at it.
 
     Returns
     -------
     dict
         n_queries (per kind), n_rows, brand_uAP, brand_R@P90, brand_thr@P90, copy_uAP, copy_R@P90,
         copy_thr@P90, top1_copy, top1_same_product, top1_copy_ref, fp_at_p90, per_edit
-        ({edit: {n, top1_brand, top1_ref}} over copy queries, or None) and warnings.
+        ({edit: {n, top1_brand, top1_ref}} over copy queries, or None) and warnings; with slices also
+        slice_thresholds and per_slice (:func:`~matcher.evaluation.slices.slice_metrics`).
     """
     brand_of, ref_of, best = defaultdict(dict), defaultdict(dict), {}
     unknown, bad_brands, bad_refs = [], set(), set()
@@ -324,7 +333,7 @@ def evaluate(bench: Benchmark, rows: Sequence[ScoreRow]) -> dict:
         per_edit = {e: {"n": len(qs), "top1_brand": _mean([top1_brand[q] for q in qs]),
                         "top1_ref": _mean([top1_ref[q] for q in qs])}
                     for e, qs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
-    return {
+    result = {
         "n_queries": {k: len(v) for k, v in kinds.items()}, "n_rows": len(rows),
         "brand_uAP": bm["ap"], "brand_R@P90": bm["recall"], "brand_thr@P90": thr,
         "copy_uAP": cm["ap"], "copy_R@P90": cm["recall"], "copy_thr@P90": cm["threshold"],
@@ -333,6 +342,8 @@ def evaluate(bench: Benchmark, rows: Sequence[ScoreRow]) -> dict:
         "top1_copy_ref": _mean([top1_ref[q] for q in kinds["copy"]]),
         "fp_at_p90": fp90, "per_edit": per_edit, "warnings": warnings,
     }
+    result.update(slice_metrics(bench.slices, truth, brand_of, best, top1_brand, thr, operating_threshold))
+    return result
 
 
 def false_positives(bench: Benchmark, rows: Sequence[ScoreRow], threshold: float) -> list[ScoreRow]:
@@ -383,4 +394,5 @@ def format_report(metrics: dict) -> str:
         lines.append(f"  {'edit':<{ew}}  {'n':>4}  {'top1_brand':>10}  {'top1_ref':>8}")
         lines += [f"  {e:<{ew}}  {d['n']:>4}  {_fmt(d['top1_brand']):>10}  {_fmt(d['top1_ref']):>8}"
                   for e, d in pe.items()]
+    lines += format_slices(metrics["per_slice"], metrics["slice_thresholds"], _fmt) if metrics.get("per_slice") else []
     return "\n".join(lines)
