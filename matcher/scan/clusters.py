@@ -54,9 +54,9 @@ class ClusterSettings:
     neighbours: int = 10
     min_inliers: int = 15
     min_coverage: float = 0.5
-    max_affine_error: float = 0.25
-    sift_long_side: int = 224
-    sift_features: int = 500
+    max_affine_error: float = 0.2
+    sift_long_side: int = 160
+    sift_features: int = 300
     query_block: int = 8192
     database_block: int = 65536
 
@@ -74,14 +74,23 @@ def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
         return {}
     paths = _paths(Path(results), {p for pair in pairs for p in pair})
     joined = _UnionFind()
-    for group in _groups(pairs):
-        features = _local_features(paths, sorted({p for pair in group for p in pair}), settings)
-        for a, b in _most_similar_first(descriptors, group):
-            if joined.find(a) == joined.find(b):
-                continue  # already one cluster through other pairs: verifying it changes nothing
-            if a in features and b in features and near_duplicates(features[a], features[b], settings):
-                joined.union(a, b)
+    # two threads: decoding, SIFT, the ratio test's matrix products and RANSAC release the GIL
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="matcher-clusters") as pool:
+        for group in _groups(pairs):
+            features = _local_features(paths, sorted({p for pair in group for p in pair}), settings, pool)
+            todo = [(a, b) for a, b in _most_similar_first(descriptors, group) if a in features and b in features]
+            while todo:  # a few pairs at a time, dropping those an earlier batch already joined
+                batch, todo = todo[:_BATCH], todo[_BATCH:]
+                verdicts = pool.map(lambda pair: near_duplicates(features[pair[0]], features[pair[1]], settings),
+                                    batch)
+                for (a, b), same in zip(batch, verdicts):
+                    if same:
+                        joined.union(a, b)
+                todo = [(a, b) for a, b in todo if joined.find(a) != joined.find(b)]
     return joined.names()
+
+
+_BATCH = 8  # pairs verified at once: enough for two threads, few verified in vain once their listings joined
 
 
 def _most_similar_first(descriptors: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -152,18 +161,17 @@ def _groups(pairs: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     return list(groups.values())
 
 
-def _local_features(paths: dict[int, str], positions: list[int],
-                    settings: ClusterSettings) -> dict[int, LocalFeatures]:
-    """Local features of the listings at ``positions``, read again from their files (two threads: decoding and
-    SIFT release the GIL); a listing that cannot be read any more is left out."""
+def _local_features(paths: dict[int, str], positions: list[int], settings: ClusterSettings,
+                    pool: ThreadPoolExecutor) -> dict[int, LocalFeatures]:
+    """Local features of the listings at ``positions``, read again from their files (on ``pool``'s threads);
+    a listing that cannot be read any more is left out."""
     def one(position: int) -> LocalFeatures | None:
         image = load_or_error(paths[position]) if position in paths else None
         if image is None or isinstance(image, ImageError):
             return None
         return extract_local_features(image, long_side=settings.sift_long_side, max_features=settings.sift_features)
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="matcher-clusters") as pool:
-        found = dict(zip(positions, pool.map(one, positions)))
+    found = dict(zip(positions, pool.map(one, positions)))
     return {p: f for p, f in found.items() if f is not None}
 
 
