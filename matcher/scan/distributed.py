@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 import time
 from typing import Callable, Iterator
+import warnings
 
 from ..cascade.scoring import MatchResult
 from ..errors import ImageError, MatcherError
@@ -109,23 +110,28 @@ def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch
     class and its constructor's arguments."""
     from ray.data import DataContext
 
-    context = DataContext.get_current()
-    saved = (context.execution_options.preserve_order, context.max_errored_blocks, context.enable_progress_bars)
+    context, logger = DataContext.get_current(), logging.getLogger("ray.data")
+    saved = (context.execution_options.preserve_order, context.max_errored_blocks, context.enable_progress_bars,
+             logger.level)
     context.execution_options.preserve_order = True  # the driver fills one shard at a time
     context.max_errored_blocks = -1  # a block whose worker keeps dying is dropped; its listings are re-run alone
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # the CLI prints a line per shard written
+    logger.setLevel(logging.ERROR)  # Ray Data's execution plans and notices are not the user's business
     try:
         # one item per input-shard file, read in a task (not ``read_parquet``: its path listing needs fsspec's
         # optional HTTP support, and the driver already knows every file)
         data = ray.data.from_items([{"file": str(p)} for p in inputs], override_num_blocks=len(inputs))
         data = data.map_batches(read_input_shards, batch_size=1, batch_format="numpy")
         data = data.map_batches(decode_listings, batch_size=batch_size, batch_format="numpy")
-        data = data.map_batches(actor[0], fn_constructor_kwargs=actor[1], batch_size=batch_size,
-                                batch_format="numpy", **options)
+        with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args_fn with no other way to bound
+            warnings.simplefilter("ignore", DeprecationWarning)  # actor retries yet (pyproject: ray < 2.64)
+            data = data.map_batches(actor[0], fn_constructor_kwargs=actor[1], batch_size=batch_size,
+                                    batch_format="numpy", **options)
         yield from data.iter_batches(batch_format="pyarrow", batch_size=None)
     finally:
         (context.execution_options.preserve_order, context.max_errored_blocks,
-         context.enable_progress_bars) = saved
+         context.enable_progress_bars) = saved[:3]
+        logger.setLevel(saved[3])
 
 
 def _repair(ray, out_dir: Path, plan: ShardPlan, writer: ShardWriter, actor: tuple[type, dict],
