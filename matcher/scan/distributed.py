@@ -105,9 +105,10 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
     return summary
 
 
-def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch_size: int) -> Iterator:
+def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch_size: int,
+         task_cpus: float = 1.0) -> Iterator:
     """Result tables of the listings in ``inputs`` (input-shard files), in input order; ``actor``: the stage
-    class and its constructor's arguments."""
+    class and its constructor's arguments; ``task_cpus``: CPUs Ray reserves per reading and decoding task."""
     from ray.data import DataContext
 
     context, logger = DataContext.get_current(), logging.getLogger("ray.data")
@@ -121,8 +122,8 @@ def _run(ray, inputs: list[Path], actor: tuple[type, dict], options: dict, batch
         # one item per input-shard file, read in a task (not ``read_parquet``: its path listing needs fsspec's
         # optional HTTP support, and the driver already knows every file)
         data = ray.data.from_items([{"file": str(p)} for p in inputs], override_num_blocks=len(inputs))
-        data = data.map_batches(read_input_shards, batch_size=1, batch_format="numpy")
-        data = data.map_batches(decode_listings, batch_size=batch_size, batch_format="numpy")
+        data = data.map_batches(read_input_shards, batch_size=1, batch_format="numpy", num_cpus=task_cpus)
+        data = data.map_batches(decode_listings, batch_size=batch_size, batch_format="numpy", num_cpus=task_cpus)
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args_fn with no other way to bound
             warnings.simplefilter("ignore", DeprecationWarning)  # actor retries yet (pyproject: ray < 2.64)
             data = data.map_batches(actor[0], fn_constructor_kwargs=actor[1], batch_size=batch_size,
@@ -150,9 +151,12 @@ def _repair(ray, out_dir: Path, plan: ShardPlan, writer: ShardWriter, actor: tup
         single.mkdir(exist_ok=True)
         for i in range(lost.num_rows):
             pq.write_table(lost.slice(i, 1), single / f"{i:06d}.parquet")
-        alone = dict(options, compute=ray.data.ActorPoolStrategy(size=options["compute"].min_size,
+        # one task in flight per actor, so a death kills no other listing; the pool may shrink to one actor and the
+        # tasks reserve no CPU: an actor of the first pass that was restarting when it ended can linger (Ray),
+        # holding its CPU, and these few listings must not wait for it
+        alone = dict(options, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options["compute"].max_size,
                                                                 max_tasks_in_flight_per_actor=1))
-        again = list(_run(ray, sorted(single.iterdir()), actor, alone, 1))  # a death kills no other listing
+        again = list(_run(ray, sorted(single.iterdir()), actor, alone, 1, task_cpus=0))
         have |= {p for t in again for p in t.column("position").to_pylist()}
         dead = [row for row in lost.to_pylist() if row["position"] not in have]
         if dead and len(dead) > max(10, lost.num_rows // 2):
