@@ -63,8 +63,10 @@ class ListingEvidence:
     likeness: float | None = None  # best cosine to the index's synthetic listings (index.likeness); None: not measured
     dismissed: bool = False  # unlike the catalog's listings: expensive stages skipped, scored as if they found nothing
     negatives: list = field(default_factory=list)  # negative examples it is near (cascade.feedback.NegativeHit)
-    # whitened global descriptor and feature-map windows, float16 (1 + WINDOWS, d): what a later re-scan needs to
-    # redo the global stage without the CNN (``MatchResult.descriptor``); None when not kept
+    # whitened crop vectors (k, d) float32 the region search embedded (``regions.py``); None when not searched
+    region_vectors: np.ndarray | None = None
+    # what a scan keeps for clusters and re-scans (``descriptors.py``: global, windows, crops, raw; float16
+    # ``descriptor_shape``, ``MatchResult.descriptor``); None when not kept
     descriptor: np.ndarray | None = None
 
     @property

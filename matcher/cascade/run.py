@@ -17,6 +17,7 @@ import numpy as np
 
 from ..features import Embedder, extract_local_features
 from ..index import IndexVersion, ReferenceIndex, Scorer
+from .descriptors import pack_descriptor
 from .evidence import ListingEvidence
 from .feedback import add_negative_evidence, hidden_references, score_with_feedback
 from .gate import alike, passes_gate
@@ -61,9 +62,8 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         raw, windows = embedder.describe_with_windows(list(images))
         vectors, windows = refs.whitening.apply(raw), whiten_windows(refs, windows)
         evidence = global_stage(refs, vectors, windows, settings, exclude=exclude)
-        for ev, image, vector, parts in zip(evidence, images, vectors, windows):
+        for ev, image in zip(evidence, images):
             ev.image_size = image.size
-            ev.descriptor = np.vstack([vector[None], parts]).astype(np.float16)
         if len(refs.likeness):
             for ev, likeness in zip(evidence, refs.likeness.of(raw)):
                 ev.likeness = float(likeness)
@@ -71,6 +71,8 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
                     else _gate(refs, scorer, images, evidence, settings))
         _check_doubtful(refs, embedder, images, vectors, evidence, doubtful, settings, exclude)
         add_negative_evidence(refs, images, raw, vectors, evidence, settings)
+        for ev, vector, parts, own_raw in zip(evidence, vectors, windows, raw):
+            ev.descriptor = pack_descriptor(vector, parts, ev.region_vectors, own_raw)
     return evidence
 
 

@@ -59,8 +59,9 @@ class MatchResult:
         listing of the catalog: ``index.likeness``), or "" when the image failed
     note : what the analysts' feedback changed, in plain words ('' when nothing): a brand ruled out by a listing
         marked not that brand, or a best match that is a known counterfeit photo (``cascade.feedback``)
-    descriptor : the listing's whitened global descriptor and feature-map windows, float16 (1 + WINDOWS, d), kept
-        beside a scan's results for clusters and re-scans (``ListingEvidence.descriptor``); None when failed
+    descriptor : what a scan keeps beside its results for clusters and re-scans, one float16 array of
+        ``cascade.descriptors.descriptor_shape`` (global, windows, region crops, raw; ``ListingEvidence.descriptor``);
+        None when failed
     """
 
     status: str

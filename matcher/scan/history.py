@@ -2,13 +2,15 @@
 
 A scan writes, beside ``RESULTS``:
 
-* ``RESULTS.descriptors.npy``: float16 (n, 1 + WINDOWS, d), row = the listing's ``position``: its whitened global
-  descriptor, then its whitened feature-map windows (``MatchResult.descriptor``), all in the space of the index
-  version that scanned it. A listing that failed to decode (or has no row) has a row of zeros. About 3 KB per
-  listing: a million listings make 3 GB on disk, read back as a memory map, never whole.
+* ``RESULTS.descriptors.npy``: float16 (n, rows, d), row = the listing's ``position``: its
+  ``MatchResult.descriptor`` (``cascade.descriptors``: whitened global descriptor, feature-map windows, the region
+  crops embedded, the raw CNN descriptor), in the space of the index version that scanned it. A listing that failed
+  to decode (or has no row) has zeros. About 8 KB per listing (d 256, D 1280): a million listings make 8 GB on
+  disk, read back as a memory map, never whole. Format 1 (before 2026-12-07) kept only (1 + WINDOWS, d): still
+  read, for clusters and for re-scans of the listings the gate stopped.
 * ``RESULTS.descriptors.json``: what maps them: the model fingerprint, the index version (name, history, file
-  hashes, reference ids) and the array's shape. ``rescan.py`` reads it to refuse descriptors of another model and
-  to know which references are new since.
+  hashes, reference ids), the cascade's settings and the array's shape. ``rescan.py`` reads it to refuse
+  descriptors of another model, to know which references are new since and whether the scan ran as it would.
 
 While the scan runs, descriptors go to ``.RESULTS.descriptors.part`` (fixed-size records ``position, vector``),
 flushed before the rows of their batch, so a killed scan resumed with ``--resume`` keeps them; the final pass
@@ -16,19 +18,21 @@ turns the records into the ``.npy`` (last record of a position wins) and deletes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..cascade import CascadeSettings
+from ..cascade.descriptors import descriptor_shape
 from ..errors import MatcherError
-from ..features.pooling import WINDOWS
 from ..index import IndexVersion
 
-FORMAT = 1
-_MAGIC = b"MHIST001"
+FORMAT = 2
+READ_FORMATS = (1, 2)  # format 1: global + windows only
+_MAGIC = b"MHIST002"
 _CHUNK = 4096  # records converted at a time
 
 
@@ -52,7 +56,8 @@ def open_history(results: str | os.PathLike, matcher, *, resume: bool = False) -
     version = getattr(matcher, "version", None)
     if not isinstance(version, IndexVersion):
         return None
-    return DescriptorLog(results, version, matcher.embedder.fingerprint(), resume=resume)
+    return DescriptorLog(results, version, matcher.embedder.fingerprint(), resume=resume,
+                         settings=getattr(matcher, "settings", CascadeSettings()))
 
 
 class DescriptorLog:
@@ -62,14 +67,17 @@ class DescriptorLog:
     version : the index version scanning (its whitened space; recorded in the JSON)
     fingerprint : the embedder's fingerprint (``Embedder.fingerprint``), refused by re-scans of another model
     resume : keep the descriptors a killed scan had flushed
+    settings : the cascade's settings (recorded: a re-scan keeps a row past the gate only if it runs the same)
     """
 
     def __init__(self, results: str | os.PathLike, version: IndexVersion, fingerprint: dict, *,
-                 resume: bool = False):
+                 resume: bool = False, settings: CascadeSettings = CascadeSettings()):
         self.npy, self.meta = history_paths(results)
         self.part = self.npy.with_name("." + Path(results).name + ".descriptors.part")
-        self.shape = (1 + WINDOWS, int(version.refs.vectors.shape[1]))
-        self.record = {"format": FORMAT, "fingerprint": fingerprint, "index_version": version_record(version)}
+        refs = version.refs
+        self.shape = descriptor_shape(int(refs.vectors.shape[1]), int(refs.raw_descriptors.shape[1]))
+        self.record = {"format": FORMAT, "fingerprint": fingerprint, "index_version": version_record(version),
+                       "cascade": asdict(settings)}
         self._header = _MAGIC + np.asarray(self.shape, np.int32).tobytes()
         self._size = 8 + 2 * self.shape[0] * self.shape[1]
         self._file = self._open(resume)
@@ -93,7 +101,7 @@ class DescriptorLog:
             raise MatcherError(f"{self.part}: cannot write the scan's descriptors: {exc.strerror}") from None
 
     def add(self, position: int, descriptor: np.ndarray | None) -> None:
-        """Record one listing's descriptor (float16 (1 + WINDOWS, d)); None (a failed image) records nothing."""
+        """Record one listing's descriptor (float16 ``shape``); None (a failed image) records nothing."""
         self.highest = max(self.highest, position)
         if descriptor is None:
             return
@@ -133,8 +141,9 @@ class DescriptorLog:
 
 @dataclass(frozen=True)
 class History:
-    """A results file's stored descriptors: ``vectors`` float16 (n, 1 + WINDOWS, d) read-only memory map (row =
-    position; zeros where none) and ``meta`` (``descriptors.json``)."""
+    """A results file's stored descriptors: ``vectors`` float16 (n, rows, d) read-only memory map (row = position;
+    zeros where none; rows as ``cascade.descriptors`` lays them out, only global + windows in format 1) and
+    ``meta`` (``descriptors.json``)."""
 
     vectors: np.ndarray
     meta: dict
@@ -155,7 +164,7 @@ def read_history(results: str | os.PathLike) -> History:
         vectors = np.load(npy, mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise MatcherError(f"{meta_path}: unreadable stored descriptors ({exc})") from None
-    if meta.get("format") != FORMAT or list(vectors.shape) != meta.get("shape"):
+    if meta.get("format") not in READ_FORMATS or list(vectors.shape) != meta.get("shape"):
         raise MatcherError(f"{meta_path}: stored descriptors of format {meta.get('format')} and shape "
                            f"{meta.get('shape')} do not match {npy.name} {list(vectors.shape)}")
     return History(vectors, meta)

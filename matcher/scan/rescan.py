@@ -3,27 +3,29 @@ without running the CNN again for the listings that cannot match anything new.
 
 Every listing of the old results file takes one of three paths:
 
-* **carried**: its stored descriptors (``history.py``) show that nothing new can reach it: the gate stops it
-  (with a margin, ``RescanSettings.gate_margin``), no new reference enters its global candidates or raises its
-  window similarity (with a margin, ``similarity_margin``), and the new version differs from the scanned one only
-  by added references (same whitening, scorer and background; no reference gone). Its row is kept as it was:
-  the evidence a fresh scan would collect for it is the same.
+* **carried**: the new version differs from the scanned one only by added references (same whitening, scorer
+  and background; no reference gone), and its stored descriptors (``history.py``) show that none of them can
+  change what the cascade collects for it (``reach.py``, with a float16 margin ``similarity_margin``): for a
+  listing the gate stops (by ``gate_margin``), its global candidates and window similarity; for one it may pass
+  (a format-2 history of a scan with the same cascade settings), also every window, every stored region crop,
+  its likeness and its candidates' shared keypoints. Its row is kept as it was: a fresh scan would collect the
+  same evidence.
 * **rescored**: the gate stops it, but new references reach its candidates (or the index changed otherwise):
   the global stage is redone from the stored float16 descriptors (``cascade.global_stage``) and scored. Its
   brand score lies at least ``score_margin`` from the operating threshold, so the verdict is the fresh scan's.
-* **rechecked**: the gate passes it (it might match a new brand), or a stored decision would be too close to
-  call, or it has no stored descriptor: its image is read again and matched in full, as a scan does.
+* **rechecked**: the gate may pass it and something new may reach it, or a stored decision would be too close
+  to call, or it has no stored descriptor: its image is read again and matched in full, as a scan does.
 
 Rows that failed to decode stay as they were. Cluster ids are carried over (they depend on the images only).
 The new results file gets its own stored descriptors, so re-scans chain. Descriptors made by another model are
-refused in one line; an index whose whitening differs (rebuilt) leaves nothing to reuse: every listing is
-rechecked.
+refused in one line; an index whose whitening differs (rebuilt), or descriptors of format 1 (no crops, no raw
+descriptor: scans before 2026-12-07), leave nothing to reuse: every listing is rechecked.
 """
 from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import os
 from pathlib import Path
 import time
@@ -32,13 +34,15 @@ from typing import Iterator
 import numpy as np
 
 from ..cascade import Matcher, gate_margin, global_stage, score_with_feedback
+from ..cascade.descriptors import WINDOW_ROWS
 from ..errors import IndexMismatchError, MatcherError
 from ..index import model_name
 from ..inputs import Listing
 from ..inputs.reader import read_listing
-from .history import DescriptorLog, read_history, reference_ids, version_record
+from .history import FORMAT, DescriptorLog, read_history, reference_ids, version_record
 from .outputs import check_output
 from .ranking import rank_results
+from .reach import Reach
 from .rows import audit_fields, result_row
 from .writers import RESULT_FIELDS, _typed_csv_row, iter_records, open_writer, read_results, result_format
 
@@ -72,6 +76,7 @@ class RescanSummary:
     results: Path
     total: int = 0
     carried: int = 0
+    carried_past_gate: int = 0  # of the carried, those the gate may have passed (checked stage by stage)
     rescored: int = 0
     rechecked: int = 0
     failed: int = 0
@@ -82,7 +87,8 @@ class RescanSummary:
     def line(self) -> str:
         changes = ", ".join(f"{old or 'none'} -> {new} {n}" for (old, new), n in sorted(self.changed.items()))
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
-        return (f"{self.total} listings re-checked in {self.seconds:.1f} s: {self.carried} unchanged, "
+        return (f"{self.total} listings re-checked in {self.seconds:.1f} s: {self.carried} unchanged "
+                f"({self.carried_past_gate} past the gate), "
                 f"{self.rescored} re-scored from stored descriptors, {self.rechecked} images read and matched again"
                 f"{f', {self.failed} failed before' if self.failed else ''}; verdicts: {verdicts or 'none'}; "
                 f"changed: {changes or 'none'}")
@@ -104,7 +110,7 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
     history = read_history(results)
     fingerprint = matcher.embedder.fingerprint()
     _check_model(results, history.meta.get("fingerprint", {}), fingerprint, matcher.index_dir)
-    plan = _Plan(matcher, history.meta["index_version"], settings)
+    plan = _Plan(matcher, history.meta, settings)
     summary = RescanSummary(results=out)
     audit = audit_fields(matcher.version)
     log = DescriptorLog(out, matcher.version, fingerprint)
@@ -115,6 +121,9 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-rescan") as pool:
         for chunk in _chunks([first] if first else [], rows, settings.chunk):
             for old, new, descriptor, how in plan.judge(chunk, history, top_k, audit, extras, pool):
+                if how == "carried_past_gate":
+                    summary.carried_past_gate += 1
+                    how = "carried"
                 setattr(summary, how, getattr(summary, how) + 1)
                 summary.total += 1
                 if new.get("status") == "ok":
@@ -134,19 +143,25 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
 class _Plan:
     """What the new version changed since the scan, and how each old row is judged against it."""
 
-    def __init__(self, matcher: Matcher, scanned: dict, settings: RescanSettings):
+    def __init__(self, matcher: Matcher, meta: dict, settings: RescanSettings):
         self.matcher, self.settings = matcher, settings
+        scanned = meta["index_version"]
         now = version_record(matcher.version)
         old_files, new_files = scanned.get("files", {}), now["files"]
         whitening = new_files.get("whitening.npz")
-        self.same_space = whitening is not None and old_files.get("whitening.npz") == whitening
+        # format 1 kept no crops or raw descriptor: its listings are all read again (their new rows need them)
+        self.same_space = (whitening is not None and old_files.get("whitening.npz") == whitening
+                           and meta.get("format") == FORMAT)
         changed = {name for name in set(old_files) | set(new_files) if old_files.get(name) != new_files.get(name)}
         old_ids, new_ids = reference_ids(scanned), reference_ids(now)
         self.carry = self.same_space and changed <= ADD_REWRITES and old_ids <= new_ids
         refs = matcher.version.refs
         added = sorted(new_ids - old_ids)
-        self.added = refs.vectors[[refs.row_of_id[i] for i in added]] if added else refs.vectors[:0]
-        self.added_ids = set(added)
+        self.reach = Reach(matcher.version, matcher.index_dir, scanned, added,
+                           margin=settings.similarity_margin, candidates=matcher.settings.candidates,
+                           verify_top=matcher.settings.verify_top)
+        # past the gate the stored crops, raw descriptor and settings must be those of this cascade
+        self.past_gate = matcher.settings.region_grid <= 2 and meta.get("cascade") == asdict(matcher.settings)
         # the analysts' feedback (disabled references, negative examples, known fakes: cascade.feedback) needs the
         # image or the whole cascade; with any, listings are carried or read again, never re-scored
         feedback = getattr(refs, "feedback", None)
@@ -161,14 +176,19 @@ class _Plan:
         decided: dict[int, tuple[dict, np.ndarray | None, str]] = {}
         if stored:
             vectors = np.asarray(history.vectors[[r["position"] for r in stored]], np.float32)
-            evidence = global_stage(version.refs, vectors[:, 0], vectors[:, 1:], self.matcher.settings)
+            evidence = global_stage(version.refs, vectors[:, 0], vectors[:, WINDOW_ROWS], self.matcher.settings)
             margins = gate_margin(version.scorer, evidence)
             for row, ev, vector, margin in zip(stored, evidence, vectors, margins):
-                if margin >= -settings.gate_margin:
+                stopped = margin < -settings.gate_margin
+                if self.carry and (stopped or self.past_gate) and self.reach.global_untouched(ev, vector, not stopped):
+                    if stopped:
+                        decided[row["position"]] = (dict(row, **audit), vector, "carried")
+                        continue
+                    if self.reach.past_gate_untouched(ev, vector):
+                        decided[row["position"]] = (dict(row, **audit), vector, "carried_past_gate")
+                        continue
+                if not stopped:
                     continue  # the gate may pass it: rechecked below
-                if self.carry and self._untouched(ev, vector):
-                    decided[row["position"]] = (dict(row, **audit), vector, "carried")
-                    continue
                 result = score_with_feedback(version.refs, version.scorer, ev) if self.rescore else None
                 if result is not None and abs(result.score - version.scorer.threshold) >= settings.score_margin:
                     new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
@@ -180,18 +200,6 @@ class _Plan:
         for row in rows:
             new, descriptor, how = decided.get(row["position"], (dict(row, **audit), None, "failed"))
             yield row, new, None if descriptor is None else np.asarray(descriptor, np.float16), how
-
-    def _untouched(self, ev, vector: np.ndarray) -> bool:
-        """Whether no added reference can enter the listing's candidates or raise its window similarity
-        (``vector``: its stored (1 + WINDOWS, d) descriptors, float32)."""
-        if not len(self.added):
-            return True
-        if any(c.ref_id in self.added_ids for c in ev.candidates) or len(ev.candidates) < self.matcher.settings.candidates:
-            return False
-        margin = self.settings.similarity_margin
-        best = vector @ self.added.T  # (1 + WINDOWS, added)
-        return (best[0].max() < ev.candidates[-1].similarity - margin
-                and best[1:].max() < ev.window_similarity - margin)
 
     def _recheck(self, rows: list[dict], top_k: int, audit: dict, extras: list[str],
                  pool: ThreadPoolExecutor) -> list[tuple[dict, np.ndarray | None]]:
