@@ -19,6 +19,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import types
 from typing import Sequence
 
 from ..errors import MatcherError
@@ -118,8 +119,6 @@ def listing_columns(listings: Sequence[Listing], shard: int) -> dict[str, list]:
 
 def listing_of(position: int, listing: bytes, path: bytes, fields: str) -> Listing:
     """The ``Listing`` an input shard's row stands for (the inverse of ``listing_columns``)."""
-    import types
-
     return Listing(listing.decode("utf-8", "surrogateescape"), Path(path.decode("utf-8", "surrogateescape")),
                    types.MappingProxyType(json.loads(fields)), int(position))
 
