@@ -50,7 +50,8 @@ class ShardedScanSummary:
         lost = f"; {self.lost} listings killed their worker (unreadable rows)" if self.lost else ""
         lost += (f"; clusters: {len(self.clustered)} groups of near-duplicate photos, "
                  f"{sum(self.clustered.values())} listings" if self.clustered else "")
-        return (f"{self.rows} listings in {self.shards - self.shards_skipped} shards{resumed}, "
+        shards = self.shards - self.shards_skipped
+        return (f"{self.rows} listings in {shards} shard{'' if shards == 1 else 's'}{resumed}, "
                 f"{self.seconds:.1f} s ({self.per_second:.1f}/s); verdicts: {verdicts}; status: {statuses}{lost}")
 
 
