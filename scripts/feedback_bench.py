@@ -2,9 +2,9 @@
 
 Usage::
 
-    python scripts/feedback_bench.py [BENCH_DIR] [--work-dir W]
+    python scripts/feedback_bench.py BENCH_DIR [--work-dir W]
 
-BENCH_DIR defaults to ../shared/data/devbench. Steps (each reuses what ``W`` already holds):
+BENCH_DIR is a benchmark in the devbench layout. Steps (each reuses what ``W`` already holds):
 
 1. build ``W/index`` of ``BENCH_DIR/references`` (default settings) and scan the queries into ``W/base.jsonl``;
 2. mark the 10 highest-scoring distractors (queries of kind ``none``) ``false_positive`` for their best brand, and
@@ -86,8 +86,7 @@ def variants(source: Path, out: Path, rng: random.Random, fake: bool) -> list[Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = Path(__file__).resolve().parent.parent
-    parser.add_argument("bench", nargs="?", type=Path, default=here.parent / "shared" / "data" / "devbench")
+    parser.add_argument("bench", type=Path, help="benchmark folder in the devbench layout")
     parser.add_argument("--work-dir", type=Path, default=Path("results/feedback_bench"))
     args = parser.parse_args()
     bench_dir, work = args.bench.resolve(), args.work_dir.resolve()

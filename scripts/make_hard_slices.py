@@ -22,8 +22,8 @@ Queries are made only from ``BENCH_DIR/references`` and "other photos" that show
 from the benchmark's copy or same_product queries. ``--fillers everyday`` (default) takes the other photos from
 the scikit-image photos bundled with the package (``matcher.inputs.everyday``; random crops of 15 photos, which
 the index build also uses as backgrounds of its synthetic listings, so they are easier than real traffic);
-``--fillers none-queries`` takes them from the benchmark's ``none`` queries (real everyday photos, read only from
-``../shared``, never copied into the project). The same seed gives byte-identical files.
+``--fillers none-queries`` takes them from the benchmark's ``none`` queries (real everyday photos, read from
+BENCH_DIR at run time, never copied into the project). The same seed gives byte-identical files.
 """
 from __future__ import annotations
 
