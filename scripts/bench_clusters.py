@@ -157,13 +157,18 @@ def cluster_figures(results: Path, groups: dict[str, str],
     return together / reposts, sum(1 for c in unrelated if c) / len(unrelated), reposts, len(unrelated)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(doc: str) -> argparse.Namespace:
+    """The arguments of this bench and of ``bench_rescan.py``, which scans the same listings."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("bench_dir", type=Path)
     parser.add_argument("--listings", type=int, default=3000)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = bench_arguments(__doc__)
     manifest, groups, sources = make_listings_with_sources(args.bench_dir, args.listings, args.photos, args.seed)
     matcher = Matcher.open(base_index(args.bench_dir, args.photos))
     matcher.match_many([manifest.parent / f"listings_seed{args.seed}" / name for name in list(groups)[:8]])  # warm-up

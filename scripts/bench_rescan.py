@@ -13,7 +13,6 @@ brands listing by listing.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 import shutil
 import sys
@@ -22,19 +21,14 @@ import time
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_clusters import WORK, base_index, held_out_class, make_listings  # noqa: E402
+from bench_clusters import WORK, base_index, bench_arguments, held_out_class, make_listings  # noqa: E402
 
 from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bench_dir", type=Path)
-    parser.add_argument("--listings", type=int, default=3000)
-    parser.add_argument("--photos", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = bench_arguments(__doc__)
     manifest, groups = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
     index = base_index(args.bench_dir, args.photos)
     old = WORK / "results.jsonl"

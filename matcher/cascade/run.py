@@ -22,7 +22,7 @@ from .evidence import ListingEvidence
 from .feedback import add_negative_evidence, hidden_references, score_with_feedback
 from .gate import alike, passes_gate
 from .regions import add_region_evidence
-from .scoring import MatchResult, score_evidence
+from .scoring import MatchResult
 from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
 from .threads import one_blas_thread
@@ -61,7 +61,7 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
     with one_blas_thread():
         raw, windows = embedder.describe_with_windows(list(images))
         vectors, windows = refs.whitening.apply(raw), whiten_windows(refs, windows)
-        evidence = global_stage(refs, vectors, windows, settings, exclude=exclude)
+        evidence = _global_stage(refs, vectors, windows, settings, exclude)
         for ev, image in zip(evidence, images):
             ev.image_size = image.size
         if len(refs.likeness):
@@ -84,8 +84,14 @@ def global_stage(refs: ReferenceIndex, vectors: np.ndarray, windows: np.ndarray,
 
     vectors : whitened whole-image descriptors float32 (n, d); windows : whitened feature-map windows
         (n, WINDOWS, d). A re-scan calls it with the float16 descriptors a scan kept (``MatchResult.descriptor``).
+    exclude : per row, reference ids hidden from it, or None; the index's disabled references are added here
     """
-    exclude = hidden_references(refs, exclude, len(vectors))  # the index's disabled references (feedback.py)
+    return _global_stage(refs, vectors, windows, settings, hidden_references(refs, exclude, len(vectors)))
+
+
+def _global_stage(refs: ReferenceIndex, vectors: np.ndarray, windows: np.ndarray, settings: CascadeSettings,
+                  exclude: Sequence[set[int]] | None) -> list[ListingEvidence]:
+    """``global_stage`` with ``exclude`` already holding the disabled references (``collect_evidence`` has it)."""
     evidence = global_evidence(refs, np.asarray(vectors, np.float32), k=settings.candidates, exclude=exclude)
     set_window_scores(refs, evidence, windows, exclude=exclude)
     return evidence

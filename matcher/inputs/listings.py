@@ -32,7 +32,7 @@ from typing import Iterator, Mapping
 
 from matcher.errors import ListingsError
 from .files import open_regular
-from .parquet_manifest import parquet_columns, parquet_records
+from .parquet_manifest import field_text, parquet_columns, parquet_records
 from .strictcsv import Feed, csv_rows, strict_reader
 from .walk import IMAGE_SUFFIXES, WalkReport, walk_images
 
@@ -267,7 +267,7 @@ def _iter_jsonl(src: pathlib.Path) -> Iterator[Listing]:
             raw = raw.strip()
             if not raw:
                 raise ListingsError(f"{src}:{lineno}:1: empty \"path\"")
-            fields = {str(k): _field_text(v) for k, v in obj.items() if k != "path"}
+            fields = {str(k): field_text(v) for k, v in obj.items() if k != "path"}
             yield Listing(raw, _resolve(base, raw), types.MappingProxyType(fields), position, lineno)
             position += 1
 
@@ -314,23 +314,6 @@ def _resolve(base: pathlib.Path, raw: str) -> pathlib.Path:
         return path.resolve()
     except (OSError, RuntimeError, ValueError):
         return path
-
-
-def _field_text(value: object) -> str:
-    """Turn a JSON value into the str stored in ``Listing.fields``.
-
-    Strings stay as they are, numbers become ``str(value)``, null becomes '',
-    booleans 'true'/'false', arrays and objects their compact JSON text.
-    """
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _json_type(value: object) -> str:

@@ -55,7 +55,8 @@ def parquet_records(src: pathlib.Path) -> Iterator[tuple[int, str, dict[str, str
 
 
 def field_text(value: object) -> str:
-    """A Parquet cell as the text a JSONL manifest would carry for the same value."""
+    """A manifest value (a JSONL value or a Parquet cell) as the str stored in ``Listing.fields``: strings as they
+    are, numbers ``str(value)``, null '', booleans 'true'/'false', dates ISO text, lists and objects compact JSON."""
     if isinstance(value, str):
         return value
     if value is None:
