@@ -4,6 +4,7 @@ unrelated listings join one, and what clustering adds to the scan's time.
 Usage::
 
     .venv/bin/python scripts/bench_clusters.py BENCH_DIR [--listings 3000] [--photos 20] [--seed 0]
+                                               [--clusters suspects|all]
 
 Writes ``--listings`` JPEGs to ``results/clusters/listings`` (reused when present): ``--photos`` reference photos
 of distinct classes of ``BENCH_DIR/references``, each reposted 5-15 times with one or two different edits (crop,
@@ -38,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from matcher import IndexMismatchError, IndexNotFoundError, Matcher, build_index, scan  # noqa: E402
 from matcher.building import apply_chain  # noqa: E402
 from matcher.inputs import everyday_photos  # noqa: E402
-from matcher.scan import read_results  # noqa: E402
+from matcher.scan import ClusterSettings, read_results  # noqa: E402
+from matcher.scan.clusters import SCOPES  # noqa: E402
 
 WORK = Path(__file__).resolve().parent.parent / "results" / "clusters"
 REPOST_EDITS = ["crop", "downscale", "jpeg", "color_jitter", "text", "emoji", "logo", "sticker", "pad", "meme",
@@ -164,6 +166,8 @@ def bench_arguments(doc: str) -> argparse.Namespace:
     parser.add_argument("--listings", type=int, default=3000)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clusters", choices=SCOPES, default="suspects",
+                        help="which candidate pairs are verified (matcher scan --clusters)")
     return parser.parse_args()
 
 
@@ -173,17 +177,22 @@ def main() -> int:
     matcher = Matcher.open(base_index(args.bench_dir, args.photos))
     matcher.match_many([manifest.parent / f"listings_seed{args.seed}" / name for name in list(groups)[:8]])  # warm-up
     started = time.perf_counter()
-    summary = scan(manifest, matcher, WORK / "results.jsonl")
+    summary = scan(manifest, matcher, WORK / "results.jsonl", clusters=ClusterSettings(scope=args.clusters))
     seconds = time.perf_counter() - started
     together, joined, reposts, unrelated = cluster_figures(WORK / "results.jsonl", groups)
     print(f"{len(groups)} listings: {reposts} reposts of {args.photos} photos, {unrelated} unrelated")
     print(f"reposts in their photo's cluster: {together:.1%}")
+    held_out = copied_photos(args.bench_dir, args.photos)[0].name
+    indexed = {name: group for name, group in groups.items() if group != held_out}
+    print(f"  of the reposts of the {args.photos - 1} photos whose brand is in the index (the first photo's "
+          f"class is held out for scripts/bench_rescan.py, so its reposts are no suspects): "
+          f"{cluster_figures(WORK / 'results.jsonl', indexed)[0]:.1%}")
     print(f"unrelated listings in a cluster: {joined:.2%}")
     shared = sharing_pixels(args.bench_dir, sources)
     _, clean, _, kept = cluster_figures(WORK / "results.jsonl", groups, shared)
     print(f"unrelated listings in a cluster, without the {len(shared)} cut from queries whose edits paste shared "
           f"pixels ({', '.join(SHARED_PIXEL_EDITS)}): {clean:.2%} of {kept}")
-    print(f"clustering: {summary.cluster_seconds:.1f} s of a {seconds:.1f} s scan, "
+    print(f"clustering ({args.clusters} pairs): {summary.cluster_seconds:.1f} s of a {seconds:.1f} s scan, "
           f"+{summary.cluster_seconds / (seconds - summary.cluster_seconds):.1%} on the scan without it")
     print(summary.line())
     for note in summary.notes():

@@ -42,10 +42,18 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                                                       "GPU with --device cuda, else 3/4 of the cluster's CPUs)."),
                  cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="--engine ray: CPUs "
                                                       "Ray reserves per cascade actor (its CNN threads: --threads, "
-                                                      "default the cluster's CPUs divided among the actors).")):
+                                                      "default the cluster's CPUs divided among the actors)."),
+                 clusters: str = typer.Option("suspects", "--clusters", help="Near-duplicate listings that share "
+                                              "a cluster_id: suspects (pairs with a copy or same_product listing), "
+                                              "all (every pair, slower), or none.")):
     """Scan listing images against an index; one result row per input, most suspicious first."""
     if engine not in ("local", "ray"):
         raise MatcherError(f"unknown --engine {engine!r}; use local or ray")
+    if clusters not in ("suspects", "all", "none"):
+        raise MatcherError(f"unknown --clusters {clusters!r}; use suspects, all or none")
+    from ..scan import ClusterSettings
+
+    cluster_settings = None if clusters == "none" else ClusterSettings(scope=clusters)
     if not listings.exists():
         raise MatcherError(f"{listings}: listings folder or manifest not found")
     _check_scan_outputs(listings, index, out, report)
@@ -55,10 +63,11 @@ def scan_command(listings: Path = typer.Argument(..., help="Folder of listing im
                                "every row and decodes in Ray tasks")
         summary = _scan_on_ray(listings, index, out, address=address, shard_size=shard_size, resume=resume,
                                top_k=top_k, device=device, threads=threads, actors=actors,
-                               cpus_per_actor=cpus_per_actor, batch_size=batch_size)
+                               cpus_per_actor=cpus_per_actor, batch_size=batch_size, clusters=cluster_settings)
     else:
         summary = _scan_here(listings, index, out, top_k=top_k, resume=resume, batch_size=batch_size,
-                             threads=threads, device=device, workers=workers, min_suspicion=min_suspicion)
+                             threads=threads, device=device, workers=workers, min_suspicion=min_suspicion,
+                             clusters=cluster_settings)
     flagged = [r for r in summary.top if r["verdict"] != "no_match"]
     if flagged:
         typer.echo("top suspects (suspicion, score, verdict, brand, listing ~ reference):")

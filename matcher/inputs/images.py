@@ -115,11 +115,12 @@ def load_image(
     return _decode_bytes(data, label, max_pixels, draft_side)
 
 
-def load_or_error(source: ImageSource, *, name: str | None = None) -> Image.Image | ImageError:
-    """``load_image(source, name=name)``, or the ImageError it raised: a bad input is a value, so that a batch
-    keeps one entry per input."""
+def load_or_error(source: ImageSource, *, name: str | None = None,
+                  draft_side: int | None = None) -> Image.Image | ImageError:
+    """``load_image(source, name=name, draft_side=draft_side)``, or the ImageError it raised: a bad input is a
+    value, so that a batch keeps one entry per input."""
     try:
-        return load_image(source, name=name)
+        return load_image(source, name=name, draft_side=draft_side)
     except ImageError as exc:
         return exc
 

@@ -18,6 +18,12 @@ Two steps, neither holding the scan's descriptors in memory at once:
 
 Verified pairs are joined transitively (union-find); a cluster is named ``c<smallest position>``. A listing with
 no verified near-duplicate has no cluster (empty ``cluster_id``).
+
+By default (``ClusterSettings.scope`` ``suspects``) only the pairs with at least one suspect (a ``copy`` or
+``same_product`` verdict) are verified: a case is a suspect and the listings reposting its photo, flagged or
+not, and the report shows only the clusters holding a suspect. Verifying the pairs of two unflagged listings
+too (``all``) costs several times more on real traffic, where most listings have a look-alike (another shot of
+the same shelf) in the scan.
 """
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ from .history import DescriptorLog
 from .writers import iter_records, result_format
 
 
+SCOPES = ("suspects", "all")
+SUSPECT_VERDICTS = ("copy", "same_product")
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Knobs of clustering (defaults measured by ``scripts/bench_clusters.py``).
@@ -48,6 +58,7 @@ class ClusterSettings:
     sift_long_side, sift_features : SIFT extraction of the listings re-read (smaller than the cascade's: a
         near-duplicate needs no fine detail, and extraction is most of clustering's time)
     query_block, database_block : rows searched at a time (memory: (query_block + database_block) x d floats)
+    scope : ``suspects`` (pairs with at least one ``copy`` or ``same_product`` listing) or ``all`` pairs
     """
 
     min_similarity: float = 0.5
@@ -59,6 +70,11 @@ class ClusterSettings:
     sift_features: int = 300
     query_block: int = 8192
     database_block: int = 65536
+    scope: str = "suspects"
+
+    def __post_init__(self):
+        if self.scope not in SCOPES:
+            raise ValueError(f"cluster scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
 
 
 def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
@@ -67,12 +83,14 @@ def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
 
     descriptors : float16 (n, 1 + WINDOWS, d) stored descriptors (row = position, zeros where none)
     results : the results file (JSONL or CSV), or a sharded scan's folder, whose ``path`` column says where each
-        listing's image is
+        listing's image is (and ``verdict`` which listings are suspects)
     """
     pairs = candidate_pairs(descriptors, settings)
     if not pairs:
         return {}
-    paths = _paths(Path(results), {p for pair in pairs for p in pair})
+    paths, suspects = _listings(Path(results), {p for pair in pairs for p in pair})
+    if settings.scope == "suspects":
+        pairs = [(a, b) for a, b in pairs if a in suspects or b in suspects]
     joined = _UnionFind()
     # two threads: decoding, SIFT, the ratio test's matrix products and RANSAC release the GIL
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="matcher-clusters") as pool:
@@ -166,7 +184,7 @@ def _local_features(paths: dict[int, str], positions: list[int], settings: Clust
     """Local features of the listings at ``positions``, read again from their files (on ``pool``'s threads);
     a listing that cannot be read any more is left out."""
     def one(position: int) -> LocalFeatures | None:
-        image = load_or_error(paths[position]) if position in paths else None
+        image = load_or_error(paths[position], draft_side=settings.sift_long_side) if position in paths else None
         if image is None or isinstance(image, ImageError):
             return None
         return extract_local_features(image, long_side=settings.sift_long_side, max_features=settings.sift_features)
@@ -175,19 +193,26 @@ def _local_features(paths: dict[int, str], positions: list[int], settings: Clust
     return {p: f for p, f in found.items() if f is not None}
 
 
-def _paths(results: Path, wanted: set[int]) -> dict[int, str]:
-    """position -> image path of the wanted listings, streamed from the results file (or from the part files of
-    a sharded scan's folder, two columns at a time)."""
+def _listings(results: Path, wanted: set[int]) -> tuple[dict[int, str], set[int]]:
+    """(position -> image path, positions of the suspects) of the wanted listings, streamed from the results file
+    (or from the part files of a sharded scan's folder, three columns at a time)."""
+    paths, suspects = {}, set()
+
+    def take(position: int, path: str | None, verdict: str | None) -> None:
+        if position in wanted and path:
+            paths[position] = path
+            if verdict in SUSPECT_VERDICTS:
+                suspects.add(position)
+
     if results.is_dir():
         import pyarrow.parquet as pq
 
-        found = {}
         for part in sorted(results.glob("part-*.parquet")):
-            table = pq.read_table(part, columns=["position", "path"])
-            found.update((p, path) for p, path in zip(table.column("position").to_pylist(),
-                                                      table.column("path").to_pylist()) if p in wanted and path)
-        return found
-    fmt, header, out = result_format(results), None, {}
+            table = pq.read_table(part, columns=["position", "path", "verdict"])
+            for row in zip(*(table.column(name).to_pylist() for name in ("position", "path", "verdict"))):
+                take(*row)
+        return paths, suspects
+    fmt, header = result_format(results), None
     for _, value in iter_records(results, fmt):
         if value is None:
             continue
@@ -195,10 +220,8 @@ def _paths(results: Path, wanted: set[int]) -> dict[int, str]:
             header = value
             continue
         row = value if fmt == "jsonl" else dict(zip(header, value))
-        position = int(row["position"])
-        if position in wanted and row.get("path"):
-            out[position] = row["path"]
-    return out
+        take(int(row["position"]), row.get("path"), row.get("verdict"))
+    return paths, suspects
 
 
 class _UnionFind:
@@ -229,9 +252,10 @@ class _UnionFind:
 
 
 def cluster_scan(history: DescriptorLog | None, results: str | os.PathLike,
-                 settings: ClusterSettings = ClusterSettings()) -> dict[int, str]:
+                 settings: ClusterSettings | None = ClusterSettings()) -> dict[int, str]:
     """A scan's final pass before ranking: write its stored descriptors (``history.finish``) and find its
-    clusters (``find_clusters``); {} when the scan kept no descriptors."""
+    clusters (``find_clusters``); {} when the scan kept no descriptors or ``settings`` is None (no clustering)."""
     if history is None:
         return {}
-    return find_clusters(np.load(history.finish(), mmap_mode="r"), results, settings)
+    descriptors = history.finish()
+    return {} if settings is None else find_clusters(np.load(descriptors, mmap_mode="r"), results, settings)

@@ -27,6 +27,7 @@ from ..errors import ImageError, MatcherError
 from ..index import IndexVersion, published_manifest
 from ..inputs import check_listing_prices, manifest_columns
 from .outputs import check_output
+from .clusters import ClusterSettings
 from .history import DescriptorLog, history_paths
 from .parquet_results import results_schema, rows_to_table
 from .ray_stages import CascadeStage, decode_listings, read_input_shards
@@ -46,7 +47,7 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
                 top_k: int = 5, device: str = "cpu", threads: int | None = None, actors: int | None = None,
                 cpus_per_actor: float = 1.0, batch_size: int = 32, keep_top: int = 10,
                 on_shard: Callable[[int, int], None] | None = None,
-                stage: type = CascadeStage) -> ShardedScanSummary:
+                stage: type = CascadeStage, clusters: ClusterSettings | None = ClusterSettings()) -> ShardedScanSummary:
     """Scan every listing of ``source`` (folder or manifest) on Ray; one row per listing in ``out_dir``'s shards.
 
     address : an existing cluster (``ray.init(address=...)``); None: use this process's Ray if it has one, else
@@ -57,6 +58,7 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
         ``cpus_per_actor`` rounded up)
     on_shard : called with (shards written, shards to write) after each part file
     stage : the actor class (``CascadeStage`` or a subclass, e.g. one that logs or pre-checks each batch)
+    clusters : how the final pass finds near-duplicate listings (``clusters.py``; None: no cluster ids)
 
     Raises (before any cluster work): ``IndexNotFoundError``/``IndexCorruptError`` (index), ``ListingsError``
     (source), ``OutputPathError`` (``out_dir`` is an input or inside the index), ``MatcherError`` (Ray missing,
@@ -99,7 +101,7 @@ def scan_on_ray(source: str | os.PathLike, index_dir: str | os.PathLike, out_dir
                            "run again with --resume")
     if history is not None:
         history.finish()
-    summary.clustered = cluster_shards(out_dir, plan, descriptors)
+    summary.clustered = cluster_shards(out_dir, plan, descriptors, clusters)
     summary.seconds = time.perf_counter() - started
     mark_success(out_dir, plan, summary.rows, summary.seconds)
     return summary

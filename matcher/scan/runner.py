@@ -24,7 +24,7 @@ from ..inputs.brands import check_listing_prices
 from ..inputs.listings import Listing, iter_listings, manifest_columns
 from ..inputs.walk import WalkReport
 from ..inputs.reader import DecodePool, read_listing
-from .clusters import cluster_scan
+from .clusters import ClusterSettings, cluster_scan
 from .history import open_history
 from .outputs import check_output
 from .ranking import rank_results
@@ -104,7 +104,8 @@ class ScanSummary:
 def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_k: int = 5,
          resume: bool = False, batch_size: int = 32, keep_top: int = 10,
          on_batch: Callable[[int], None] | None = None, workers: int | None = None,
-         rank: bool = True, min_suspicion: float = 0.0) -> ScanSummary:
+         rank: bool = True, min_suspicion: float = 0.0,
+         clusters: ClusterSettings | None = ClusterSettings()) -> ScanSummary:
     """Scan every listing of ``source`` (folder or manifest) and write one row per listing to ``results_path``.
 
     Rows are written in input order as the scan goes; when every listing has its row and ``rank`` is set, the
@@ -118,6 +119,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
     workers : decode processes (None: one per CPU, at most 8, started once waiting for decoding takes >= 10% of
               the matching time; N: N processes from the second batch on; 0: decode in a thread of this process,
               one batch ahead)
+    clusters : how the final pass finds near-duplicate listings (``clusters.py``; None: no cluster ids)
     """
     results_path = Path(results_path)
     check_output(results_path, "results",
@@ -170,7 +172,7 @@ def scan(source: str | Path, matcher: Matcher, results_path: str | Path, *, top_
             if on_batch:
                 on_batch(len(batch))
     clustering = time.perf_counter()
-    cluster_ids = cluster_scan(history, results_path)
+    cluster_ids = cluster_scan(history, results_path, clusters)
     summary.clustered.update(cluster_ids.values())
     summary.cluster_seconds = time.perf_counter() - clustering
     if rank or cluster_ids:  # one pass fills in cluster ids (and ranks)

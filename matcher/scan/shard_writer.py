@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clusters import find_clusters
+from .clusters import ClusterSettings, find_clusters
 from .history import DescriptorLog
 from .parquet_results import write_parquet
 from .shards import ShardPlan, part_path
@@ -124,14 +124,15 @@ class ShardWriter:
                              key=lambda r: (-r["suspicion"], r["position"]))[: self.keep_top]
 
 
-def cluster_shards(out_dir: Path, plan: ShardPlan, descriptors: Path) -> Counter:
-    """Fill in every part file's ``cluster_id`` from the scan's stored descriptors (``.npy``); a part whose ids
-    do not change is left as is, so a resumed pass only rewrites what a kill left undone. Returns cluster ->
-    listings."""
+def cluster_shards(out_dir: Path, plan: ShardPlan, descriptors: Path,
+                   settings: ClusterSettings | None = ClusterSettings()) -> Counter:
+    """Fill in every part file's ``cluster_id`` from the scan's stored descriptors (``.npy``; none when
+    ``settings`` is None); a part whose ids do not change is left as is, so a resumed pass only rewrites what a
+    kill left undone. Returns cluster -> listings."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cluster_ids = find_clusters(np.load(descriptors, mmap_mode="r"), out_dir)
+    cluster_ids = {} if settings is None else find_clusters(np.load(descriptors, mmap_mode="r"), out_dir, settings)
     for shard in range(plan.shards):
         path = part_path(out_dir, shard)
         table = pq.read_table(path)

@@ -118,3 +118,31 @@ def test_a_view_from_elsewhere_verifies_but_is_not_a_repost():
     found = verify_against(base, [copy])[0]
     assert affine_error(found, base, copy) < settings.max_affine_error
     assert near_duplicates(base, copy, settings)
+
+
+def test_scope_suspects_verifies_only_pairs_with_a_suspect(demo_matcher, tmp_path):
+    """Reposts of an everyday photo (no brand: no suspect among them) form a cluster only with scope ``all``;
+    reposts of a catalog photo form one either way."""
+    from matcher.inputs import everyday_photos
+
+    folder = tmp_path / "listings"
+    folder.mkdir()
+    photos = {"brand": Image.open(sorted(BRAND.glob("*.jpg"))[1]).convert("RGB"),
+              "everyday": everyday_photos()[0].convert("RGB")}
+    for seed, (prefix, photo) in enumerate(photos.items(), start=7):
+        rng = np.random.default_rng(seed)
+        for k, names in enumerate((["crop"], ["text", "jpeg"], ["pad"])):
+            apply_chain(photo, names, rng)[0].save(folder / f"{prefix}_{k}.jpg", quality=90)
+    found = {}
+    for scope in ("suspects", "all"):
+        scan(folder, demo_matcher, tmp_path / f"{scope}.jsonl", clusters=ClusterSettings(scope=scope))
+        rows = {r["listing"]: r for r in read_results(tmp_path / f"{scope}.jsonl")}
+        assert all(rows[f"brand_{k}.jpg"]["verdict"] != "no_match" for k in range(3))
+        assert all(rows[f"everyday_{k}.jpg"]["verdict"] == "no_match" for k in range(3))
+        found[scope] = {prefix: {rows[f"{prefix}_{k}.jpg"]["cluster_id"] for k in range(3)}
+                        for prefix in ("brand", "everyday")}
+        assert len(found[scope]["brand"]) == 1 and found[scope]["brand"] != {""}
+    assert found["suspects"]["everyday"] == {""}
+    assert len(found["all"]["everyday"]) == 1 and found["all"]["everyday"] != {""}
+    scan(folder, demo_matcher, tmp_path / "none.jsonl", clusters=None)
+    assert {r["cluster_id"] for r in read_results(tmp_path / "none.jsonl")} == {""}
