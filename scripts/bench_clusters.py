@@ -159,15 +159,19 @@ def cluster_figures(results: Path, groups: dict[str, str],
     return together / reposts, sum(1 for c in unrelated if c) / len(unrelated), reposts, len(unrelated)
 
 
-def bench_arguments(doc: str) -> argparse.Namespace:
-    """The arguments of this bench and of ``bench_rescan.py``, which scans the same listings."""
+def bench_arguments(doc: str, mixes: tuple[str, ...] = ()) -> argparse.Namespace:
+    """The arguments of this bench and of ``bench_rescan.py`` (``mixes``: its listing mixes, first the default),
+    which scans the same listings or bench_marketplace.py's."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("bench_dir", type=Path)
     parser.add_argument("--listings", type=int, default=3000)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clusters", choices=SCOPES, default="suspects",
-                        help="which candidate pairs are verified (matcher scan --clusters)")
+    if mixes:
+        parser.add_argument("--mix", choices=mixes, default=mixes[0])
+    else:
+        parser.add_argument("--clusters", choices=SCOPES, default="suspects",
+                            help="which candidate pairs are verified (matcher scan --clusters)")
     return parser.parse_args()
 
 

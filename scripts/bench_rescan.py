@@ -3,10 +3,14 @@ how many verdicts differ.
 
 Usage::
 
-    .venv/bin/python scripts/bench_rescan.py BENCH_DIR [--listings 3000] [--photos 20] [--seed 0]
+    .venv/bin/python scripts/bench_rescan.py BENCH_DIR [--mix marketplace|clusters] [--listings 3000] [--seed 0]
 
-Uses ``scripts/bench_clusters.py``'s marketplace-like listings and its index without one class (built, and the
-listings scanned, when missing: run that script first to reuse them). Copies the index, adds the held-out class
+Uses ``scripts/bench_clusters.py``'s index of the references without one class (built when missing) and one of
+two listing mixes: ``marketplace`` (the default), ``scripts/bench_marketplace.py``'s real everyday photos (the
+benchmark's ``none`` queries re-encoded) with 5% copies and other photos of catalog products; or ``clusters``,
+``scripts/bench_clusters.py``'s reposts among quadrants of the benchmark's shelf photos, which look like the
+catalog far more than marketplace traffic does (reused with its results when that script ran first). Scans the
+listings with that index when its results are missing, copies the index, adds the held-out class
 (``add_to_index``), then times ``rescan`` of the old results and a fresh ``scan`` of the same listings with the
 new version (model loaded and warmed up before either; both in this process), and compares their verdicts and
 brands listing by listing.
@@ -22,17 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_clusters import WORK, base_index, bench_arguments, held_out_class, make_listings  # noqa: E402
+import bench_marketplace  # noqa: E402
 
 from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
 
 
 def main() -> int:
-    args = bench_arguments(__doc__)
-    manifest, groups = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
+    args = bench_arguments(__doc__, mixes=("marketplace", "clusters"))
+    if args.mix == "clusters":
+        manifest, _ = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
+        old = WORK / "results.jsonl"
+    else:
+        manifest, _ = bench_marketplace.make_listings(args.bench_dir, args.listings, 0.05, args.seed)
+        old = WORK / f"marketplace_{args.listings}.jsonl"
     index = base_index(args.bench_dir, args.photos)
-    old = WORK / "results.jsonl"
-    if not (WORK / "results.jsonl.descriptors.npy").is_file():
+    if not old.with_name(old.name + ".descriptors.npy").is_file():
         scan(manifest, Matcher.open(index), old)
     added = WORK / "index_added"
     shutil.rmtree(added, ignore_errors=True)
@@ -53,7 +62,7 @@ def main() -> int:
     new = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "rescanned.jsonl")}
     fresh = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "fresh.jsonl")}
     differ = sum(1 for p in fresh if new.get(p) != fresh[p])
-    print(f"{len(fresh)} listings, brand {brand} added to the index")
+    print(f"{len(fresh)} listings ({args.mix} mix), brand {brand} added to the index")
     print(summary.line())
     print(f"rescan {rescan_s:.1f} s, fresh scan {fresh_s:.1f} s: x{fresh_s / rescan_s:.1f} faster; "
           f"{differ} verdicts (or brands) differ")

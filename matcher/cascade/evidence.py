@@ -35,6 +35,7 @@ class Candidate:
         verified match aligns the two photos, or None when not measured (too few inliers, or not verified)
     hue_agreement : overlap in [0, 1] of the hue histograms of the listing's and the reference's centres
         (``features.colour``); 1 when not measured or when either is grey
+    verified_after_regions : verified among the candidates the region search ranked first (not before it)
     """
 
     ref_id: int
@@ -46,6 +47,7 @@ class Candidate:
     mirrored: bool = False
     colour_distance: ColourDifference | None = None
     hue_agreement: float = 1.0
+    verified_after_regions: bool = False
 
 
 @dataclass
@@ -62,9 +64,12 @@ class ListingEvidence:
     prototype_similarity: dict = field(default_factory=dict)  # brand -> cosine to its prototype (index.prototypes)
     likeness: float | None = None  # best cosine to the index's synthetic listings (index.likeness); None: not measured
     dismissed: bool = False  # unlike the catalog's listings: expensive stages skipped, scored as if they found nothing
+    hues_measured: bool = False  # the colour check ran (``verification.add_colour_check``)
+    hues: np.ndarray | None = None  # then: hue histogram (HUE_BINS,) of the listing's centre; None when grey
     negatives: list = field(default_factory=list)  # negative examples it is near (cascade.feedback.NegativeHit)
     # whitened crop vectors (k, d) float32 the region search embedded (``regions.py``); None when not searched
     region_vectors: np.ndarray | None = None
+    region_hits: tuple[int, ...] = ()  # the reference ids the region search's crops brought up (sorted)
     # what a scan keeps for clusters and re-scans (``descriptors.py``: global, windows, crops, raw; float16
     # ``descriptor_shape``, ``MatchResult.descriptor``); None when not kept
     descriptor: np.ndarray | None = None

@@ -59,6 +59,7 @@ def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequen
     vectors = vectors.reshape(len(images), per_image, -1)
     for i, (ev, regions) in enumerate(zip(evidence, vectors)):
         ev.region_vectors = regions  # kept beside a scan's results: a re-scan checks new references against them
+        ev.region_hits = tuple(sorted({r for _, r in hits[i]}))
         known = {c.ref_id for c in ev.candidates}
         for ref_id in sorted({r for _, r in hits[i]} - known):
             s = float(query_vectors[i] @ refs.vectors[refs.row_of_id[ref_id]])

@@ -25,6 +25,7 @@ from .regions import add_region_evidence
 from .scoring import MatchResult
 from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
+from .stored_evidence import StoredEvidence
 from .threads import one_blas_thread
 from .verification import add_colour_check, add_verification, hidden_brands_of, settled
 
@@ -72,7 +73,8 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         _check_doubtful(refs, embedder, images, vectors, evidence, doubtful, settings, exclude)
         add_negative_evidence(refs, images, raw, vectors, evidence, settings)
         for ev, vector, parts, own_raw in zip(evidence, vectors, windows, raw):
-            ev.descriptor = pack_descriptor(vector, parts, ev.region_vectors, own_raw)
+            kept = StoredEvidence.of(ev) if ev.verified or ev.dismissed else None
+            ev.descriptor = pack_descriptor(vector, parts, ev.region_vectors, own_raw, kept)
     return evidence
 
 

@@ -27,7 +27,7 @@ def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvid
     references = [refs.local_features[row] for row in rows]
     found = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=mirror_unless)
     for c, row, result in zip(todo, rows, found):
-        c.inliers, c.mirrored = result.inliers, result.mirrored
+        c.inliers, c.mirrored, c.verified_after_regions = result.inliers, result.mirrored, ev.regions_searched
         c.distinctive = distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands)
         ev.verification[c.ref_id] = result
     ev.verified = True
@@ -37,9 +37,7 @@ def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEviden
     """The colour checks of ``features.colour``: every candidate's ``hue_agreement`` (the hues of the listing's
     centre against the reference's), and ``colour_distance`` for those verified with enough inliers."""
     listing_pixels = colour_pixels(image)
-    listing_hues = hue_histogram(listing_pixels)
-    for c, hues in zip(ev.candidates, refs.reference_hues([c.ref_id for c in ev.candidates])):
-        c.hue_agreement = hue_agreement(listing_hues, hues)
+    add_hue_agreement(refs, hue_histogram(listing_pixels), ev)
     for c in ev.candidates:
         if c.inliers < MIN_INLIERS or c.colour_distance is not None:
             continue
@@ -50,6 +48,14 @@ def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEviden
         c.colour_distance = colour_distance(
             listing_pixels, image.size, reference_pixels,
             refs.local_features[refs.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
+
+
+def add_hue_agreement(refs: ReferenceIndex, listing_hues, ev: ListingEvidence) -> None:
+    """Every candidate's ``hue_agreement`` with the listing's hue histogram (``features.colour.hue_histogram``;
+    None when grey), which the listing's evidence keeps (a re-scan measures new candidates against it)."""
+    ev.hues_measured, ev.hues = True, listing_hues
+    for c, hues in zip(ev.candidates, refs.reference_hues([c.ref_id for c in ev.candidates])):
+        c.hue_agreement = hue_agreement(listing_hues, hues)
 
 
 def settled(ev: ListingEvidence, inliers: int) -> bool:

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -78,20 +79,29 @@ class ClusterSettings:
 
 
 def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
-                  settings: ClusterSettings = ClusterSettings()) -> dict[int, str]:
+                  settings: ClusterSettings = ClusterSettings(), *, focus: set[int] | None = None,
+                  known: Mapping[int, str] | None = None) -> dict[int, str]:
     """position -> cluster id for the listings that have a verified near-duplicate in the scan.
 
     descriptors : float16 (n, 1 + WINDOWS, d) stored descriptors (row = position, zeros where none)
     results : the results file (JSONL or CSV), or a sharded scan's folder, whose ``path`` column says where each
         listing's image is (and ``verdict`` which listings are suspects)
+    focus, known : a re-scan's update of clusters found before (``known``: position -> cluster id, kept): only
+        the pairs with a listing in ``focus`` (its new suspects) are verified, whatever ``settings.scope``
     """
+    joined = _UnionFind()
+    for members in _members(known or {}):
+        for member in members[1:]:
+            joined.union(members[0], member)
     pairs = candidate_pairs(descriptors, settings)
     if not pairs:
-        return {}
+        return joined.names()
     paths, suspects = _listings(Path(results), {p for pair in pairs for p in pair})
-    if settings.scope == "suspects":
+    if focus is not None:
+        pairs = [(a, b) for a, b in pairs if a in focus or b in focus]
+    elif settings.scope == "suspects":
         pairs = [(a, b) for a, b in pairs if a in suspects or b in suspects]
-    joined = _UnionFind()
+    pairs = [(a, b) for a, b in pairs if joined.find(a) != joined.find(b)]
     # two threads: decoding, SIFT, the ratio test's matrix products and RANSAC release the GIL
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="matcher-clusters") as pool:
         for group in _groups(pairs):
@@ -109,6 +119,15 @@ def find_clusters(descriptors: np.ndarray, results: str | os.PathLike,
 
 
 _BATCH = 8  # pairs verified at once: enough for two threads, few verified in vain once their listings joined
+
+
+def _members(cluster_ids: Mapping[int, str]) -> list[list[int]]:
+    """The positions of each cluster of ``cluster_ids`` (position -> id)."""
+    by_id: dict[str, list[int]] = {}
+    for position, name in cluster_ids.items():
+        if name:
+            by_id.setdefault(name, []).append(position)
+    return list(by_id.values())
 
 
 def _most_similar_first(descriptors: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

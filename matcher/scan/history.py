@@ -5,9 +5,10 @@ A scan writes, beside ``RESULTS``:
 * ``RESULTS.descriptors.npy``: float16 (n, rows, d), row = the listing's ``position``: its
   ``MatchResult.descriptor`` (``cascade.descriptors``: whitened global descriptor, feature-map windows, the region
   crops embedded, the raw CNN descriptor), in the space of the index version that scanned it. A listing that failed
-  to decode (or has no row) has zeros. About 8 KB per listing (d 256, D 1280): a million listings make 8 GB on
-  disk, read back as a memory map, never whole. Format 1 (before 2026-12-07) kept only (1 + WINDOWS, d): still
-  read, for clusters and for re-scans of the listings the gate stopped.
+  to decode (or has no row) has zeros. About 9 KB per listing (d 256, D 1280): a million listings make 9 GB
+  on disk, read back as a memory map, never whole. Format 1 (before 2026-12-07) kept only (1 + WINDOWS, d): still
+  read, for clusters and for re-scans of the listings the gate stopped; format 2 kept no evidence rows (its
+  listings past the gate are carried or read again, never re-scored).
 * ``RESULTS.descriptors.json``: what maps them: the model fingerprint, the index version (name, history, file
   hashes, reference ids), the cascade's settings and the array's shape. ``rescan.py`` reads it to refuse
   descriptors of another model, to know which references are new since and whether the scan ran as it would.
@@ -30,8 +31,8 @@ from ..cascade.descriptors import descriptor_shape
 from ..errors import MatcherError
 from ..index import IndexVersion
 
-FORMAT = 2
-READ_FORMATS = (1, 2)  # format 1: global + windows only
+FORMAT = 3
+READ_FORMATS = (1, 2, 3)  # format 1: global + windows only; format 2: no evidence rows (``cascade.descriptors``)
 _MAGIC = b"MHIST002"
 _CHUNK = 4096  # records converted at a time
 
@@ -101,11 +102,14 @@ class DescriptorLog:
             raise MatcherError(f"{self.part}: cannot write the scan's descriptors: {exc.strerror}") from None
 
     def add(self, position: int, descriptor: np.ndarray | None) -> None:
-        """Record one listing's descriptor (float16 ``shape``); None (a failed image) records nothing."""
+        """Record one listing's descriptor (float16 ``shape``; a re-scan's carried descriptor of an older, shorter
+        layout is padded with zero rows); None (a failed image) records nothing."""
         self.highest = max(self.highest, position)
         if descriptor is None:
             return
-        self._file.write(np.int64(position).tobytes() + np.asarray(descriptor, np.float16).tobytes())
+        record = np.zeros(self.shape, np.float16)
+        record[:len(descriptor)] = np.asarray(descriptor, np.float16)[:self.shape[0]]
+        self._file.write(np.int64(position).tobytes() + record.tobytes())
 
     def flush(self) -> None:
         """Push the records to disk; called before the results file's flush of the same batch."""

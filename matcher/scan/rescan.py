@@ -5,18 +5,25 @@ Every listing of the old results file takes one of three paths:
 
 * **carried**: the new version differs from the scanned one only by added references (same whitening, scorer
   and background; no reference gone), and its stored descriptors (``history.py``) show that none of them can
-  change what the cascade collects for it (``reach.py``, with a float16 margin ``similarity_margin``): for a
-  listing the gate stops (by ``gate_margin``), its global candidates and window similarity; for one it may pass
-  (a format-2 history of a scan with the same cascade settings), also every window, every stored region crop,
-  its likeness and its candidates' shared keypoints. Its row is kept as it was: a fresh scan would collect the
-  same evidence.
-* **rescored**: the gate stops it, but new references reach its candidates (or the index changed otherwise):
-  the global stage is redone from the stored float16 descriptors (``cascade.global_stage``) and scored. Its
-  brand score lies at least ``score_margin`` from the operating threshold, so the verdict is the fresh scan's.
-* **rechecked**: the gate may pass it and something new may reach it, or a stored decision would be too close
-  to call, or it has no stored descriptor: its image is read again and matched in full, as a scan does.
+  change what the cascade collects for it (``reach.py``): for a listing the gate stops, its global candidates
+  and window similarity; for one it may pass (a history of a scan with the same cascade settings), also every
+  window, every stored region crop, its likeness and its candidates' shared keypoints. Its row is kept as it was:
+  a fresh scan would collect the same evidence.
+* **rescored**: new references reach it, but what a fresh scan would measure is known: the global stage is
+  redone from the stored float16 descriptors (``cascade.global_stage``); for a listing the gate passes, the
+  expensive stages are rebuilt from the measurements the scan kept (``rescore.py``: only with the same cascade
+  settings and an index changed by ``index add`` alone). Its scores lie far enough from every boundary
+  (``rescore.clear_decision``) that the verdict and best brand are the fresh scan's.
+* **rechecked**: a fresh scan would measure it against a reference it was never measured against (an added
+  reference among the candidates it verifies), or a stored decision would be too close to call, or it has no
+  stored descriptor: its image is read again and matched in full, as a scan does.
 
-Rows that failed to decode stay as they were. Cluster ids are carried over (they depend on the images only).
+Every decision taken from the stored descriptors, which are float16, keeps ``RescanSettings.safety`` times the
+worst rounding error from its boundary (``tolerances.py``); closer calls are rechecked.
+
+Rows that failed to decode stay as they were. Cluster ids are carried over (they depend on the images only), and
+the listings the new version flags are clustered with their near-duplicates (``clusters.find_clusters``, only
+the pairs with such a listing), as a fresh scan's default cluster pass clusters suspects.
 The new results file gets its own stored descriptors, so re-scans chain. Descriptors made by another model are
 refused in one line; an index whose whitening differs (rebuilt), or descriptors of format 1 (no crops, no raw
 descriptor: scans before 2026-12-07), leave nothing to reuse: every listing is rechecked.
@@ -33,16 +40,19 @@ from typing import Iterator
 
 import numpy as np
 
-from ..cascade import Matcher, gate_margin, global_stage, score_with_feedback
-from ..cascade.descriptors import WINDOW_ROWS
+from ..cascade import Matcher, gate_margin, global_stage
+from ..cascade.descriptors import WINDOW_ROWS, stored_evidence, with_evidence
 from ..errors import IndexMismatchError, MatcherError
 from ..index import model_name
 from ..inputs import Listing
 from ..inputs.reader import read_listing
-from .history import FORMAT, DescriptorLog, read_history, reference_ids, version_record
+from .clusters import SUSPECT_VERDICTS, find_clusters
+from .history import DescriptorLog, read_history, reference_ids, version_record
 from .outputs import check_output
 from .ranking import rank_results
 from .reach import Reach
+from .rescore import restore_evidence, score_stored
+from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
 from .writers import RESULT_FIELDS, _typed_csv_row, iter_records, open_writer, read_results, result_format
 
@@ -53,18 +63,15 @@ MODEL_KEYS = ("descriptor", "backbone_timm", "weights_sha256", "preprocessing", 
 
 @dataclass(frozen=True)
 class RescanSettings:
-    """How far a decision made on stored float16 descriptors must be from its threshold to be trusted.
+    """How a re-scan trusts decisions made on stored float16 descriptors, and its batches.
 
-    gate_margin : gate score (probability) below the gate threshold by at least this, else rechecked
-    similarity_margin : cosine by which new references must stay below the 20th candidate and the best window
-    score_margin : brand score (probability) distance to the operating threshold of a rescored listing
+    safety : how many times the worst float16 error (``tolerances.py``) a decision must be from its boundary
+        (the gate, a cosine comparison, the operating threshold, the next brand) to be taken without the image
     chunk : listings whose global stage is redone at a time
     batch_size : images read and matched again at a time
     """
 
-    gate_margin: float = 0.02
-    similarity_margin: float = 0.01
-    score_margin: float = 0.01
+    safety: float = 2.0
     chunk: int = 512
     batch_size: int = 32
 
@@ -78,6 +85,7 @@ class RescanSummary:
     carried: int = 0
     carried_past_gate: int = 0  # of the carried, those the gate may have passed (checked stage by stage)
     rescored: int = 0
+    rescored_past_gate: int = 0  # of the rescored, those past the gate (from the measurements the scan kept)
     rechecked: int = 0
     failed: int = 0
     seconds: float = 0.0
@@ -89,7 +97,8 @@ class RescanSummary:
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
         return (f"{self.total} listings re-checked in {self.seconds:.1f} s: {self.carried} unchanged "
                 f"({self.carried_past_gate} past the gate), "
-                f"{self.rescored} re-scored from stored descriptors, {self.rechecked} images read and matched again"
+                f"{self.rescored} re-scored from stored descriptors ({self.rescored_past_gate} past the gate), "
+                f"{self.rechecked} images read and matched again"
                 f"{f', {self.failed} failed before' if self.failed else ''}; verdicts: {verdicts or 'none'}; "
                 f"changed: {changes or 'none'}")
 
@@ -117,25 +126,34 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
     rows = _rows(results)
     first = next(rows, None)
     extras = [k for k in (first or {}) if k not in RESULT_FIELDS and k not in ("position", "matches")]
+    new_suspects: set[int] = set()  # listings the new version flags and the old one did not
+    known: dict[int, str] = {}  # position -> cluster id carried over
     with open_writer(out, extra_fields=extras) as writer, \
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-rescan") as pool:
         for chunk in _chunks([first] if first else [], rows, settings.chunk):
             for old, new, descriptor, how in plan.judge(chunk, history, top_k, audit, extras, pool):
-                if how == "carried_past_gate":
-                    summary.carried_past_gate += 1
-                    how = "carried"
+                if how.endswith("_past_gate"):
+                    how = how[:-len("_past_gate")]
+                    setattr(summary, f"{how}_past_gate", getattr(summary, f"{how}_past_gate") + 1)
                 setattr(summary, how, getattr(summary, how) + 1)
                 summary.total += 1
                 if new.get("status") == "ok":
                     summary.verdicts[new["verdict"]] += 1
                     if new["verdict"] != old.get("verdict"):
                         summary.changed[(old.get("verdict"), new["verdict"])] += 1
+                        if new["verdict"] in SUSPECT_VERDICTS and old.get("verdict") not in SUSPECT_VERDICTS:
+                            new_suspects.add(new["position"])
+                if new.get("cluster_id"):
+                    known[new["position"]] = new["cluster_id"]
                 log.add(new["position"], descriptor)
                 writer.write(new)
             log.flush()
             writer.flush()
-    log.finish()
-    rank_results(out)
+    descriptors = log.finish()
+    # the new suspects' reposts join them, as a fresh scan's cluster pass would have it (clusters.py)
+    cluster_ids = find_clusters(np.load(descriptors, mmap_mode="r"), out, focus=new_suspects, known=known) \
+        if new_suspects else None
+    rank_results(out, cluster_ids=cluster_ids)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -151,14 +169,15 @@ class _Plan:
         whitening = new_files.get("whitening.npz")
         # format 1 kept no crops or raw descriptor: its listings are all read again (their new rows need them)
         self.same_space = (whitening is not None and old_files.get("whitening.npz") == whitening
-                           and meta.get("format") == FORMAT)
+                           and meta.get("format", 1) >= 2)
         changed = {name for name in set(old_files) | set(new_files) if old_files.get(name) != new_files.get(name)}
         old_ids, new_ids = reference_ids(scanned), reference_ids(now)
         self.carry = self.same_space and changed <= ADD_REWRITES and old_ids <= new_ids
         refs = matcher.version.refs
         added = sorted(new_ids - old_ids)
+        self.tolerances = Tolerances.of(matcher.version.scorer, settings.safety)
         self.reach = Reach(matcher.version, matcher.index_dir, scanned, added,
-                           margin=settings.similarity_margin, candidates=matcher.settings.candidates,
+                           margin=self.tolerances.cosine, candidates=matcher.settings.candidates,
                            verify_top=matcher.settings.verify_top)
         # past the gate the stored crops, raw descriptor and settings must be those of this cascade
         self.past_gate = matcher.settings.region_grid <= 2 and meta.get("cascade") == asdict(matcher.settings)
@@ -166,20 +185,24 @@ class _Plan:
         # image or the whole cascade; with any, listings are carried or read again, never re-scored
         feedback = getattr(refs, "feedback", None)
         self.rescore = not any(getattr(feedback, name, None) for name in ("disabled", "negatives", "known_fakes"))
+        # past the gate, re-scoring reuses what verification measured then: the references must be the same
+        self.restore = (self.carry and self.past_gate and self.rescore and self.reach.exact
+                        and self.reach.shared_changed is not None)
+        self.stale = self.reach.shared_changed or set()
 
     def judge(self, rows: list[dict], history, top_k: int, audit: dict, extras: list[str],
               pool: ThreadPoolExecutor) -> Iterator[tuple[dict, dict, np.ndarray | None, str]]:
         """(old row, new row, its descriptor, how: carried / rescored / rechecked / failed) for each row, in
         order; the rows to recheck are read and matched together."""
-        version, settings = self.matcher.version, self.settings
+        version = self.matcher.version
         stored = [r for r in rows if r.get("status") == "ok" and self.same_space and history.has(r["position"])]
         decided: dict[int, tuple[dict, np.ndarray | None, str]] = {}
         if stored:
             vectors = np.asarray(history.vectors[[r["position"] for r in stored]], np.float32)
             evidence = global_stage(version.refs, vectors[:, 0], vectors[:, WINDOW_ROWS], self.matcher.settings)
-            margins = gate_margin(version.scorer, evidence)
-            for row, ev, vector, margin in zip(stored, evidence, vectors, margins):
-                stopped = margin < -settings.gate_margin
+            gates = self._gate(evidence)
+            for row, ev, vector, gate in zip(stored, evidence, vectors, gates):
+                stopped = gate < 0
                 if self.carry and (stopped or self.past_gate) and self.reach.global_untouched(ev, vector, not stopped):
                     if stopped:
                         decided[row["position"]] = (dict(row, **audit), vector, "carried")
@@ -187,19 +210,63 @@ class _Plan:
                     if self.reach.past_gate_untouched(ev, vector):
                         decided[row["position"]] = (dict(row, **audit), vector, "carried_past_gate")
                         continue
-                if not stopped:
-                    continue  # the gate may pass it: rechecked below
-                result = score_with_feedback(version.refs, version.scorer, ev) if self.rescore else None
-                if result is not None and abs(result.score - version.scorer.threshold) >= settings.score_margin:
-                    new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
-                    decided[row["position"]] = (dict(new, cluster_id=row.get("cluster_id") or ""), vector,
-                                                "rescored")
+                new = self._rescored(row, ev, vector, gate, top_k, audit, extras)
+                if new is not None:
+                    decided[row["position"]] = (new, vector, "rescored" if stopped else "rescored_past_gate")
         todo = [r for r in rows if r.get("status") == "ok" and r["position"] not in decided]
         for row, (new, descriptor) in zip(todo, self._recheck(todo, top_k, audit, extras, pool)):
             decided[row["position"]] = (new, descriptor, "rechecked")
         for row in rows:
             new, descriptor, how = decided.get(row["position"], (dict(row, **audit), None, "failed"))
+            if descriptor is not None and how != "rechecked":
+                descriptor = self._kept(descriptor)
             yield row, new, None if descriptor is None else np.asarray(descriptor, np.float16), how
+
+    def _kept(self, descriptor: np.ndarray) -> np.ndarray:
+        """A stored descriptor as the new results keep it: without the measurements whose distinctive inlier
+        counts the new version changed (all of them when that is unknown), which a later re-scan would misread."""
+        raw_dim = self.matcher.version.refs.raw_descriptors.shape[1]
+        evidence = stored_evidence(descriptor, raw_dim)
+        if evidence is None or (self.reach.shared_changed is not None and not self.stale & evidence.checked.keys()):
+            return descriptor
+        if self.reach.shared_changed is None:
+            return with_evidence(descriptor, raw_dim, None)
+        evidence.checked = {r: found for r, found in evidence.checked.items() if r not in self.stale}
+        return with_evidence(descriptor, raw_dim, evidence)
+
+    def _gate(self, evidence: list) -> np.ndarray:
+        """Per listing: -1 when the gate surely stops it, +1 when it surely passes, 0 when the float16 rounding of
+        its stored descriptors could tip it (``tolerances.py``)."""
+        scorer = self.matcher.version.scorer
+        threshold, tolerance = ((scorer.gate_threshold, self.tolerances.gate_logit) if scorer.gate is not None
+                                else (scorer.verify_gate, self.tolerances.brand_logit))
+        distance = [logit(threshold + margin) - logit(threshold) for margin in gate_margin(scorer, evidence)]
+        return np.asarray([0 if abs(d) < tolerance else np.sign(d) for d in distance], int)
+
+    def _rescored(self, row: dict, ev, vector: np.ndarray, gate: int, top_k: int, audit: dict,
+                  extras: list[str]) -> dict | None:
+        """The new row of a listing scored from its stored descriptors (``ev``: its global stage redone; ``gate``
+        as ``_gate`` says), or None when that cannot be trusted to give the fresh scan's verdict and brand."""
+        version = self.matcher.version
+        if not self.rescore:
+            return None
+        variants = [ev]
+        if gate >= 0:  # past the gate: the expensive stages rebuilt from what the scan measured
+            if gate == 0 or not self.restore:
+                return None
+            variants = restore_evidence(version.refs, version.scorer, ev, vector, self.matcher.settings,
+                                        added=self.reach.added, added_ids=self.reach.added_ids, stale=self.stale,
+                                        margin=self.tolerances.cosine)
+        result = None if not variants else score_stored(version.refs, version.scorer, variants, self.tolerances)
+        if result is None:
+            return None
+        new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
+        if new["matches"] and new["matches"][0]["inliers"] > 0:  # a fresh row shows the verified keypoints
+            old = (row.get("matches") or [{}])[0]
+            if old.get("reference") != new["matches"][0]["reference"] or not old.get("keypoints"):
+                return None
+            new["matches"][0]["keypoints"] = old["keypoints"]
+        return dict(new, cluster_id=row.get("cluster_id") or "")
 
     def _recheck(self, rows: list[dict], top_k: int, audit: dict, extras: list[str],
                  pool: ThreadPoolExecutor) -> list[tuple[dict, np.ndarray | None]]:

@@ -38,9 +38,23 @@ def _verdicts(path: Path) -> dict[str, tuple]:
     return {r["listing"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(path)}
 
 
-def test_rescan_verdicts_equal_a_fresh_scan(rescanned):
+def _clusters(path: Path) -> set[frozenset]:
+    groups: dict[str, set] = {}
+    for r in read_results(path):
+        if r["cluster_id"]:
+            groups.setdefault(r["cluster_id"], set()).add(r["listing"])
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_rescan_verdicts_and_clusters_equal_a_fresh_scan(rescanned):
     work, summary, matcher = rescanned
     assert _verdicts(work / "new.jsonl") == _verdicts(work / "fresh.jsonl")
+    assert _clusters(work / "new.jsonl") == _clusters(work / "fresh.jsonl")
+    fresh = {r["listing"]: r for r in read_results(work / "fresh.jsonl")}
+    for row in read_results(work / "new.jsonl"):  # re-scored from float16 descriptors: the same to ~1e-3
+        if row["status"] == "ok":
+            assert row["score"] == pytest.approx(fresh[row["listing"]]["score"], abs=2e-3)
+            assert row["reference"] == fresh[row["listing"]]["reference"]
     rows = read_results(work / "new.jsonl")
     assert {r["index_version"] for r in rows} == {matcher.version.folder.name}
     assert summary.total == len(rows) == summary.carried + summary.rescored + summary.rechecked + summary.failed
@@ -49,6 +63,7 @@ def test_rescan_verdicts_equal_a_fresh_scan(rescanned):
 def test_rescan_reads_again_only_what_the_new_brand_might_reach(rescanned):
     work, summary, _ = rescanned
     assert summary.carried + summary.rescored > 0  # judged from stored descriptors, no CNN
+    assert summary.rescored_past_gate > 0  # from what verification measured in the first scan
     assert summary.rechecked < summary.total - summary.failed
     assert (work / "new.jsonl.descriptors.npy").is_file()  # re-scans chain
 
