@@ -34,13 +34,13 @@ from matcher.scan import read_results  # noqa: E402
 
 def main() -> int:
     args = bench_arguments(__doc__, mixes=("marketplace", "clusters"))
+    index = base_index(args.bench_dir, args.photos)
     if args.mix == "clusters":
         manifest, _ = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
         old = WORK / "results.jsonl"
     else:
         manifest, _ = bench_marketplace.make_listings(args.bench_dir, args.listings, 0.05, args.seed)
-        old = WORK / f"marketplace_{args.listings}.jsonl"
-    index = base_index(args.bench_dir, args.photos)
+        old = WORK / f"marketplace_{args.listings}_{index.name}.jsonl"
     if not old.with_name(old.name + ".descriptors.npy").is_file():
         scan(manifest, Matcher.open(index), old)
     added = WORK / "index_added"

@@ -13,7 +13,8 @@ from .common import app, domain_errors
 
 @app.command("rescan")
 @domain_errors
-def rescan_command(results: Path = typer.Argument(..., help="Results file of an earlier `matcher scan` (its "
+def rescan_command(results: Path = typer.Argument(..., help="Results of an earlier `matcher scan` (.jsonl, .csv, "
+                                                            ".parquet, or the folder of an --engine ray scan; its "
                                                             "RESULTS.descriptors.npy and .json beside it)."),
                    index: Path = typer.Option(..., "--index", "-i", help="Index folder (its newer version)."),
                    out: Path = typer.Option(..., "--out", "-o", help="New results file: .jsonl or .csv."),
@@ -26,7 +27,7 @@ def rescan_command(results: Path = typer.Argument(..., help="Results file of an 
     from ..cascade import Matcher
     from ..scan import check_output, rescan
 
-    if not results.is_file():
+    if not results.exists():
         raise MatcherError(f"{results}: results file not found")
     check_output(out, "re-scanned results", inputs=[("results file", results)], folders=[("index folder", index)])
     matcher = Matcher.open(index, device=device, threads=threads)

@@ -41,6 +41,7 @@ from typing import Iterator
 import numpy as np
 
 from ..cascade import Matcher, gate_margin, global_stage
+from ..cascade.threads import one_blas_thread
 from ..cascade.descriptors import WINDOW_ROWS, stored_evidence, with_evidence
 from ..errors import IndexMismatchError, MatcherError
 from ..index import model_name
@@ -54,7 +55,8 @@ from .reach import Reach
 from .rescore import restore_evidence, score_stored
 from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
-from .writers import RESULT_FIELDS, _typed_csv_row, iter_records, open_writer, read_results, result_format
+from .parquet_results import iter_parquet_rows
+from .writers import RESULT_FIELDS, _typed_csv_row, iter_records, open_writer, result_format
 
 ADD_REWRITES = {"references.csv", "vectors.faiss", "raw_descriptors.npy", "local_features.npz",
                 "shared_keypoints.npz", "likeness.npz", "thumbnails.npz", "hue_histograms.npz"}  # what index add rewrites
@@ -105,8 +107,9 @@ class RescanSummary:
 
 def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike, *, top_k: int = 5,
            settings: RescanSettings = RescanSettings(), threads: int = 2) -> RescanSummary:
-    """Re-check the listings of ``results`` (a ``matcher scan`` results file with its stored descriptors) against
-    ``matcher``'s index version; write the new results file ``out`` (ranked, with its own stored descriptors).
+    """Re-check the listings of ``results`` (a ``matcher scan`` results file, or a sharded scan's folder, with its
+    stored descriptors) against ``matcher``'s index version; write the new results file ``out`` (ranked, with its
+    own stored descriptors).
 
     threads : images read again at once (decoding releases the GIL)
     Raises MatcherError (one line) for a results file without descriptors, IndexMismatchError for descriptors
@@ -131,7 +134,9 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
     with open_writer(out, extra_fields=extras) as writer, \
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-rescan") as pool:
         for chunk in _chunks([first] if first else [], rows, settings.chunk):
-            for old, new, descriptor, how in plan.judge(chunk, history, top_k, audit, extras, pool):
+            with one_blas_thread():  # small searches and products: BLAS's idle threads would only spin
+                judged = list(plan.judge(chunk, history, top_k, audit, extras, pool))
+            for old, new, descriptor, how in judged:
                 if how.endswith("_past_gate"):
                     how = how[:-len("_past_gate")]
                     setattr(summary, f"{how}_past_gate", getattr(summary, f"{how}_past_gate") + 1)
@@ -297,12 +302,20 @@ def _listing(row: dict, extras: list[str]) -> Listing:
 
 
 def _rows(results: Path) -> Iterator[dict]:
-    """The rows of a results file, streamed (Parquet read whole), typed as ``read_results`` types them."""
+    """The rows of a results file or of a sharded scan's folder, streamed (Parquet a row group at a time), typed
+    as ``read_results`` types them."""
+    if results.is_dir():  # the output folder of a sharded (--engine ray) scan
+        parts = sorted(results.glob("part-*.parquet"))
+        if not parts:
+            raise MatcherError(f"{results}: a folder with no part-*.parquet: not the output of a sharded scan")
+        for part in parts:
+            yield from iter_parquet_rows(part)
+        return
     fmt = result_format(results)
     if not results.is_file():
         raise MatcherError(f"{results}: no such results file")
-    if fmt not in ("jsonl", "csv"):
-        yield from read_results(results)
+    if fmt == "parquet":
+        yield from iter_parquet_rows(results)
         return
     header = None
     for _, value in iter_records(results, fmt):

@@ -16,7 +16,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need the [ray] extra (make install pulls it)")
 
-from matcher import scan  # noqa: E402
+from matcher import rescan, scan  # noqa: E402
 from matcher.errors import IndexNotFoundError, ListingsError, MatcherError  # noqa: E402
 from matcher.scan.distributed import scan_on_ray  # noqa: E402
 from matcher.scan.ray_stages import CascadeStage  # noqa: E402
@@ -85,6 +85,12 @@ def test_the_ray_scan_gives_the_local_scans_rows(ray_cluster, demo_index, demo_m
     success = json.loads((tmp_path / "sharded" / "_SUCCESS").read_text())
     assert (success["listings"], success["shards"]) == (14, 4)
     assert_same_rows(read_results(tmp_path / "sharded"), local_rows)
+    # its folder re-scans like a results file: against the same version, every row is kept as it was
+    again = rescan(tmp_path / "sharded", demo_matcher, tmp_path / "rescanned.jsonl")
+    assert again.rechecked == 0 and again.carried + again.failed == 14
+    verdicts = {(r["listing"], r["status"], r["verdict"], r["brand"]) for r in local_rows}
+    assert {(r["listing"], r["status"], r["verdict"], r["brand"])
+            for r in read_results(tmp_path / "rescanned.jsonl")} == verdicts
 
 
 def test_a_parquet_manifest_scans_the_same_on_both_engines(ray_cluster, demo_index, demo_matcher, tmp_path):
