@@ -211,3 +211,28 @@ def test_a_feedback_run_failing_mid_way_leaves_the_previous_version_serving(fed,
     assert store.current_version(index) == published and store.list_versions(index) == [published]
     assert not list((index / "versions").glob(".tmp-*"))
     assert Matcher.open(index).match(DEMO / NEGATIVE).brand == NEGATIVE_BRAND
+
+
+def test_kill_9_during_a_feedback_run_leaves_the_previous_version_serving(fed, tmp_path):
+    """A feedback run killed with SIGKILL after writing its version's files, after sealing it, or after renaming it
+    into versions/ (before CURRENT switches): the previous version still serves, its decision log unchanged, and
+    a second run publishes the decisions."""
+    from tests.building.test_lifecycle import kill_during
+
+    before, _, rows, _ = fed
+    index = tmp_path / "index"
+    shutil.copytree(before, index)
+    results = tmp_path / "demo.jsonl"
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    decisions = tmp_path / "decisions.csv"
+    decisions.write_text(f"listing,brand,label\n{NEGATIVE},{NEGATIVE_BRAND},false_positive\n")
+    published = store.current_version(index)
+    log_before = sorted(p.name for p in published.iterdir())
+    for point in ("publish", "rename", "replace"):
+        kill_during("feedback", index, decisions, point, tmp_path / f"feedback-{point}.log", extra=[results])
+        assert store.current_version(index) == published, point
+        assert sorted(p.name for p in published.iterdir()) == log_before
+        assert Matcher.open(index).match(DEMO / NEGATIVE).brand == NEGATIVE_BRAND
+    after = feedback_index(index, decisions, rows, results)  # the lock died with the killed writer
+    assert store.current_version(index) == after != published
+    assert Matcher.open(index).match(DEMO / NEGATIVE).brand != NEGATIVE_BRAND

@@ -221,7 +221,8 @@ def test_every_operation_publishes_a_version_and_old_ones_are_kept_up_to_the_lim
 
 
 # A writer in a subprocess that stops at a chosen point (it prints the point's name) so the test can kill -9 it
-# there; "timed" kills it a delay after it printed "ready".
+# there; "timed" kills it a delay after it printed "ready". op "feedback" reads catalog_dir as the decisions file
+# and a fifth argument as the results file (tests/building/test_feedback.py).
 CRASH_SCRIPT = r"""
 import os, sys, time
 op, index_dir, catalog_dir, point = sys.argv[1:5]
@@ -247,6 +248,10 @@ elif point == "replace":  # version renamed into versions/, CURRENT not yet swit
 print("ready", flush=True)
 if op == "add":
     add_to_index(index_dir, catalog_dir, embedder=embedder)
+elif op == "feedback":
+    from matcher.building.feedback import feedback_index
+    from matcher.scan import read_results
+    feedback_index(index_dir, catalog_dir, read_results(sys.argv[5]), sys.argv[5], embedder=embedder)
 else:
     build_index(catalog_dir, index_dir, embedder=embedder,
                 settings=BuildSettings(copies_per_reference=1, background_listings=20))
@@ -254,10 +259,10 @@ print("finished", flush=True)
 """
 
 
-def kill_during(op, index_dir, catalog_dir, point, log: Path, delay=0.0) -> None:
+def kill_during(op, index_dir, catalog_dir, point, log: Path, delay=0.0, extra=()) -> None:
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, op, str(index_dir), str(catalog_dir), point],
-                                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
+        proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, op, str(index_dir), str(catalog_dir), point,
+                                 *map(str, extra)], stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
     watchdog = threading.Timer(120, proc.kill)
     watchdog.start()
     try:
