@@ -60,18 +60,37 @@ def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequen
     for i, (ev, regions) in enumerate(zip(evidence, vectors)):
         ev.region_vectors = regions  # kept beside a scan's results: a re-scan checks new references against them
         ev.region_hits = tuple(sorted({r for _, r in hits[i]}))
-        known = {c.ref_id for c in ev.candidates}
-        for ref_id in sorted({r for _, r in hits[i]} - known):
-            s = float(query_vectors[i] @ refs.vectors[refs.row_of_id[ref_id]])
-            ev.candidates.append(Candidate(ref_id, refs.reference(ref_id).brand, s, s))
-        ev.candidates.sort(key=lambda c: -c.similarity)
-        if not ev.candidates:
-            continue
-        candidate_vectors = refs.vectors[[refs.row_of_id[c.ref_id] for c in ev.candidates]]
-        best = (regions @ candidate_vectors.T).max(axis=0)
-        for c, s in zip(ev.candidates, best):
-            c.region_similarity = max(c.similarity, float(s))
+        _add_hits(refs, ev, regions, {r for _, r in hits[i]}, query_vectors[i])
         ev.regions_searched = True
+
+
+def add_tile_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Image, ev: ListingEvidence,
+                      query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *, per_region: int = 5,
+                      exclude: set[int] | None = None) -> None:
+    """The region search over one grid listing's tiles (``layout.grid_tiles``), on top of its regions: each
+    tile's nearest references join the candidates and raise their region similarity. The listing's kept crops
+    (``region_vectors``) stay those of ``add_region_evidence``; ``tiles_searched`` says more were looked at."""
+    vectors = refs.whitening.apply(embedder.describe_regions([image.crop(box) for box in boxes]))
+    hits = visible_neighbours(refs, vectors, per_region, [exclude or set()], len(boxes))[0]
+    _add_hits(refs, ev, vectors, {r for _, r in hits}, query_vector)
+    ev.tiles_searched = True
+
+
+def _add_hits(refs: ReferenceIndex, ev: ListingEvidence, regions: np.ndarray, hits: set[int],
+              query_vector: np.ndarray) -> None:
+    """References ``hits`` that regions (whitened crop vectors (k, d)) brought up join the candidates (whole-image
+    cosine from ``query_vector``); every candidate's region similarity is raised to its best cosine with them."""
+    known = {c.ref_id for c in ev.candidates}
+    for ref_id in sorted(hits - known):
+        s = float(query_vector @ refs.vectors[refs.row_of_id[ref_id]])
+        ev.candidates.append(Candidate(ref_id, refs.reference(ref_id).brand, s, s))
+    ev.candidates.sort(key=lambda c: -c.similarity)
+    if not ev.candidates:
+        return
+    candidate_vectors = refs.vectors[[refs.row_of_id[c.ref_id] for c in ev.candidates]]
+    best = (regions @ candidate_vectors.T).max(axis=0)
+    for c, s in zip(ev.candidates, best):
+        c.region_similarity = max(c.region_similarity, float(s))
 
 
 def _best_windows(regions: list, scores: Sequence[float], kept: int) -> list:

@@ -21,7 +21,8 @@ from .descriptors import pack_descriptor
 from .evidence import ListingEvidence
 from .feedback import add_negative_evidence, hidden_references, score_with_feedback
 from .gate import alike, passes_gate
-from .regions import add_region_evidence
+from .layout import grid_tiles
+from .regions import add_region_evidence, add_tile_evidence
 from .scoring import MatchResult
 from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
@@ -135,6 +136,11 @@ def _check_doubtful(refs: ReferenceIndex, embedder: Embedder, images: Sequence[I
                             vectors[chosen], grid=settings.region_grid, window=settings.region_size,
                             crops_kept=settings.region_crops_kept,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
+        for i in chosen if settings.grid_tiles else []:  # a photo one tile of nine is too small for the regions
+            tiles = grid_tiles(images[i])
+            if tiles:
+                add_tile_evidence(refs, embedder, images[i], evidence[i], vectors[i], tiles,
+                                  exclude=exclude[i] if exclude else None)
 
     def finish(k: int) -> None:
         """The last stages of the k-th doubtful listing (they only touch its own evidence)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cascade.descriptors import WINDOW_ROWS, stored_crops, stored_raw
+from ..cascade.descriptors import WINDOW_ROWS, stored_crops, stored_evidence, stored_raw
 from ..cascade.evidence import ListingEvidence
 from ..cascade.feedback import hidden_references
 from ..index import IndexVersion, store
@@ -81,8 +81,9 @@ class Reach:
     def past_gate_untouched(self, ev: ListingEvidence, descriptor: np.ndarray) -> bool:
         """For a listing the gate may have passed (and ``global_untouched(every_window=True)``): the region search,
         the likeness decision and the candidates' shared keypoints are as they were."""
-        if self.shared_changed is None:
-            return False
+        kept = stored_evidence(descriptor, self.refs.raw_descriptors.shape[1])
+        if self.shared_changed is None or (kept is not None and kept.tiles_searched):
+            return False  # the tiles of a grid listing are not among the stored crops
         similarity = {c.ref_id: c.similarity for c in ev.candidates}
         verified = _best(similarity, self.verify_top, self.margin)  # verified before the region search
         crops = stored_crops(descriptor)

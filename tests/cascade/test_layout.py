@@ -1,0 +1,50 @@
+"""Grid listings: their tiles are found from the gutters between them, a photo is not taken for a grid, and the
+copied photo in one tile of sixteen is matched to its brand."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+import numpy as np
+
+from matcher.cascade import CascadeSettings, Matcher
+from matcher.cascade.layout import grid_tiles
+from matcher.inputs import everyday_photos
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+
+
+def grid_sheet(photos: list[Image.Image], side: int, size: int = 880, gutter: int = 6) -> tuple[Image.Image, list]:
+    """A side x side sheet of ``photos`` (cycled) on white with ``gutter`` px between tiles; (sheet, tile boxes)."""
+    tile = (size - gutter * (side + 1)) // side
+    sheet = Image.new("RGB", (size, size), "white")
+    boxes = []
+    for k in range(side * side):
+        left, top = gutter + (k % side) * (tile + gutter), gutter + (k // side) * (tile + gutter)
+        sheet.paste(photos[k % len(photos)].convert("RGB").resize((tile, tile)), (left, top))
+        boxes.append((left, top, left + tile, top + tile))
+    return sheet, boxes
+
+
+def test_grid_tiles_are_found_and_photos_are_no_grids():
+    photos = everyday_photos()
+    for side in (3, 4):
+        sheet, boxes = grid_sheet(photos, side)
+        found = grid_tiles(sheet)
+        assert len(found) == side * side
+        for (l0, t0, r0, b0), (l1, t1, r1, b1) in zip(found, boxes):  # within a pixel or two of the truth
+            assert max(abs(l0 - l1), abs(t0 - t1), abs(r0 - r1), abs(b0 - b1)) <= 2
+    assert grid_tiles(grid_sheet(photos, 2)[0]) == []  # a 2x2 grid's tiles are the region search's quadrants
+    for photo in [*photos, *(Image.open(p) for p in sorted((DEMO / "listings").glob("listing_*.jpg"))[:12])]:
+        assert grid_tiles(photo.convert("RGB")) == []
+
+
+def test_a_copied_photo_in_one_tile_of_sixteen_is_matched(demo_index):
+    reference = sorted((DEMO / "catalog" / "Tropicana-Apple-Juice").glob("*.jpg"))[0]
+    fillers = everyday_photos()
+    photos = fillers[:9] + [Image.open(reference)] + fillers[9:15]
+    sheet, _ = grid_sheet(photos, 4)
+    with_tiles = Matcher.open(demo_index).match(sheet)
+    assert with_tiles.brand == "Tropicana-Apple-Juice" and with_tiles.verdict == "copy"
+    without = Matcher.open(demo_index, settings=CascadeSettings(grid_tiles=False)).match(sheet)
+    assert without.score < with_tiles.score
