@@ -70,7 +70,7 @@ class ListingEvidence:
     # whitened crop vectors (k, d) float32 the region search embedded (``regions.py``); None when not searched
     region_vectors: np.ndarray | None = None
     region_hits: tuple[int, ...] = ()  # the reference ids the region search's crops brought up (sorted)
-    tiles_searched: bool = False  # a grid listing's tiles were searched too (``regions.add_tile_evidence``)
+    panels_searched: bool = False  # a multi-photo listing's panels were searched too (``regions.add_panel_evidence``)
     # what a scan keeps for clusters and re-scans (``descriptors.py``: global, windows, crops, raw; float16
     # ``descriptor_shape``, ``MatchResult.descriptor``); None when not kept
     descriptor: np.ndarray | None = None

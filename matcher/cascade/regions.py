@@ -64,16 +64,17 @@ def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequen
         ev.regions_searched = True
 
 
-def add_tile_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Image, ev: ListingEvidence,
+def add_panel_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Image, ev: ListingEvidence,
                       query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *, per_region: int = 5,
                       exclude: set[int] | None = None) -> None:
-    """The region search over one grid listing's tiles (``layout.grid_tiles``), on top of its regions: each
-    tile's nearest references join the candidates and raise their region similarity. The listing's kept crops
-    (``region_vectors``) stay those of ``add_region_evidence``; ``tiles_searched`` says more were looked at."""
+    """The region search over the photos of one multi-photo listing (``layout.photo_panels``), on top of its
+    regions: each panel's nearest references join the candidates and raise their region similarity. The listing's
+    kept crops
+    (``region_vectors``) stay those of ``add_region_evidence``; ``panels_searched`` says more were looked at."""
     vectors = refs.whitening.apply(embedder.describe_regions([image.crop(box) for box in boxes]))
     hits = visible_neighbours(refs, vectors, per_region, [exclude or set()], len(boxes))[0]
     _add_hits(refs, ev, vectors, {r for _, r in hits}, query_vector)
-    ev.tiles_searched = True
+    ev.panels_searched = True
 
 
 def _add_hits(refs: ReferenceIndex, ev: ListingEvidence, regions: np.ndarray, hits: set[int],

@@ -21,8 +21,8 @@ from .descriptors import pack_descriptor
 from .evidence import ListingEvidence
 from .feedback import add_negative_evidence, hidden_references, score_with_feedback
 from .gate import alike, passes_gate
-from .layout import grid_tiles
-from .regions import add_region_evidence, add_tile_evidence
+from .layout import photo_panels
+from .regions import add_region_evidence, add_panel_evidence
 from .scoring import MatchResult
 from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
@@ -136,10 +136,10 @@ def _check_doubtful(refs: ReferenceIndex, embedder: Embedder, images: Sequence[I
                             vectors[chosen], grid=settings.region_grid, window=settings.region_size,
                             crops_kept=settings.region_crops_kept,
                             exclude=[exclude[i] for i in chosen] if exclude else None)
-        for i in chosen if settings.grid_tiles else []:  # a photo one tile of nine is too small for the regions
-            tiles = grid_tiles(images[i])
-            if tiles:
-                add_tile_evidence(refs, embedder, images[i], evidence[i], vectors[i], tiles,
+        for i in chosen if settings.layout_panels else []:  # a photo one panel of nine is too small for the regions
+            panels = photo_panels(images[i])
+            if panels:
+                add_panel_evidence(refs, embedder, images[i], evidence[i], vectors[i], panels,
                                   exclude=exclude[i] if exclude else None)
 
     def finish(k: int) -> None:

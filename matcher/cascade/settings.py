@@ -23,8 +23,8 @@ class CascadeSettings:
         search (0: always search regions)
     mirror_unless_inliers : verification skips the listing's mirror image when the listing as it is verifies a
         candidate with at least this many inliers (0: always check the mirror image too)
-    grid_tiles : also search each tile of a listing that is a grid of photos (``layout.grid_tiles``), when the
-        region search runs for it
+    layout_panels : also search each photo of a listing made of several (a grid, a photo beside a strip:
+        ``layout.photo_panels``), when the region search runs for it
     finish_threads : listings whose last stages (verification after the region search, colour) run at once; the
         matrix products of verification and OpenCV's RANSAC release the GIL
     force_full : run the expensive stages for every listing, ignoring the gate (how a build collects the evidence
@@ -42,6 +42,6 @@ class CascadeSettings:
     sift_features: int = 1000
     settled_inliers: int = 40
     mirror_unless_inliers: int = 40
-    grid_tiles: bool = True
+    layout_panels: bool = True
     finish_threads: int = 2
     force_full: bool = False

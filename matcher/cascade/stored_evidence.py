@@ -22,7 +22,7 @@ import numpy as np
 from ..features.colour import HUE_BINS, ColourDifference
 from .evidence import NOT_VERIFIED, ListingEvidence
 
-_FLAGS = ("kept", "dismissed", "verified", "regions_searched", "hues_measured", "grey", "tiles_searched")
+_FLAGS = ("kept", "dismissed", "verified", "regions_searched", "hues_measured", "grey", "panels_searched")
 _PER_CANDIDATE = 14  # ref id 2, inliers 2, distinctive 2, mirrored + 2 x after regions 1, colour measured 1,
 #                      typical/patch/mismatch 6
 MAX_VERIFIED = 12  # the cascade verifies verify_top (6) candidates, and as many again after the region search
@@ -65,7 +65,7 @@ class StoredEvidence:
     hues: np.ndarray | None = None
     checked: dict[int, Checked] = field(default_factory=dict)
     region_hits: tuple[int, ...] = ()
-    tiles_searched: bool = False
+    panels_searched: bool = False
 
     @classmethod
     def of(cls, ev: ListingEvidence) -> "StoredEvidence":
@@ -73,7 +73,7 @@ class StoredEvidence:
                                      c.verified_after_regions)
                    for c in ev.candidates if c.inliers != NOT_VERIFIED}
         return cls(ev.dismissed, ev.verified, ev.regions_searched, ev.hues_measured, ev.hues, checked,
-                   ev.region_hits, ev.tiles_searched)
+                   ev.region_hits, ev.panels_searched)
 
     def pack(self) -> np.ndarray:
         """float16 (SLOTS,); all zeros (nothing kept) when it does not fit: more than MAX_VERIFIED candidates
@@ -84,7 +84,7 @@ class StoredEvidence:
                 not 0 <= r <= _LARGEST for r in ids):
             return out
         flags = (True, self.dismissed, self.verified, self.regions_searched, self.hues_measured, self.hues is None,
-                 self.tiles_searched)
+                 self.panels_searched)
         out[:_HUES] = flags
         if self.hues is not None:
             out[_HUES:_COUNT] = _split_floats(np.asarray(self.hues, np.float64))
@@ -108,7 +108,7 @@ def unpack_evidence(slots: np.ndarray) -> StoredEvidence | None:
     values = np.asarray(slots, np.float64)
     if values[0] != 1.0:
         return None
-    _, dismissed, verified, regions, measured, grey, tiles = (bool(v) for v in values[:_HUES])
+    _, dismissed, verified, regions, measured, grey, panels = (bool(v) for v in values[:_HUES])
     hues = None if grey else _join_floats(values[_HUES:_COUNT])
     checked = {}
     for k in range(int(values[_COUNT])):
@@ -118,7 +118,7 @@ def unpack_evidence(slots: np.ndarray) -> StoredEvidence | None:
         checked[_join_count(part[0:2])] = Checked(_join_count(part[2:4]), _join_count(part[4:6]),
                                                   bool(int(part[6]) & 1), colour, bool(int(part[6]) & 2))
     hits = tuple(_join_count(values[_HITS + 1 + 2 * k:_HITS + 3 + 2 * k]) for k in range(int(values[_HITS])))
-    return StoredEvidence(dismissed, verified, regions, measured, hues, checked, hits, tiles)
+    return StoredEvidence(dismissed, verified, regions, measured, hues, checked, hits, panels)
 
 
 def _split_count(n: int) -> list[float]:

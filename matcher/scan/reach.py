@@ -82,8 +82,8 @@ class Reach:
         """For a listing the gate may have passed (and ``global_untouched(every_window=True)``): the region search,
         the likeness decision and the candidates' shared keypoints are as they were."""
         kept = stored_evidence(descriptor, self.refs.raw_descriptors.shape[1])
-        if self.shared_changed is None or (kept is not None and kept.tiles_searched):
-            return False  # the tiles of a grid listing are not among the stored crops
+        if self.shared_changed is None or (kept is not None and kept.panels_searched):
+            return False  # the panels of a multi-photo listing are not among the stored crops
         similarity = {c.ref_id: c.similarity for c in ev.candidates}
         verified = _best(similarity, self.verify_top, self.margin)  # verified before the region search
         crops = stored_crops(descriptor)

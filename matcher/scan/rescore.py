@@ -12,8 +12,8 @@ stage by stage, starting from the global stage redone from the stored descriptor
   region search is redone from the stored crops (the same crops the scan embedded: the added references leave
   every feature-map window's best cosine as it was) and the candidates it ranks first get theirs; then colours.
 
-A grid listing whose tiles were searched (``cascade.layout``) is always read again: its tiles' vectors are not
-stored. The stored descriptors are float16, so every cosine is known to ~1e-3. Wherever that could tip a decision of the
+A multi-photo listing whose panels were searched (``cascade.layout``) is always read again: its panels' vectors
+are not stored. The stored descriptors are float16, so every cosine is known to ~1e-3. Wherever that could tip a decision of the
 cascade (the likeness threshold, a near tie for the last verified place, for a crop's last neighbour or for the
 choice of crops), ``restore_evidence`` returns None and the caller reads the image again; ``clear_decision`` does
 the same for the verdict and the best brand.
@@ -59,7 +59,7 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
     """
     raw_dim = refs.raw_descriptors.shape[1]
     stored = stored_evidence(descriptor, raw_dim)
-    if stored is None or stored.tiles_searched or not settings.verify or refs.index.approximate:
+    if stored is None or stored.panels_searched or not settings.verify or refs.index.approximate:
         return None
     threshold = scorer.likeness_threshold
     if len(refs.likeness):

@@ -1,5 +1,5 @@
-"""Grid listings: their tiles are found from the gutters between them, a photo is not taken for a grid, and the
-copied photo in one tile of sixteen is matched to its brand."""
+"""Multi-photo listings: the photos of grids and of a photo beside a strip are found from the gutters between
+them, an ordinary photo is not taken for one, and the copied photo in one tile of sixteen is matched to its brand."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from PIL import Image
 import numpy as np
 
 from matcher.cascade import CascadeSettings, Matcher
-from matcher.cascade.layout import grid_tiles
+from matcher.cascade.layout import photo_panels
 from matcher.inputs import everyday_photos
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
@@ -26,17 +26,38 @@ def grid_sheet(photos: list[Image.Image], side: int, size: int = 880, gutter: in
     return sheet, boxes
 
 
-def test_grid_tiles_are_found_and_photos_are_no_grids():
+def beside_strip(photos: list[Image.Image], count: int, gutter: int = 5) -> tuple[Image.Image, list]:
+    """A 960 x 640 sheet: a 640 px photo on the left, a strip of ``count`` photos on the right; (sheet, boxes)."""
+    sheet = Image.new("RGB", (960, 640), (40, 40, 40))
+    sheet.paste(photos[0].convert("RGB").resize((640, 640)), (0, 0))
+    boxes = [(0, 0, 640, 640)]
+    cell = (640 - (count - 1) * gutter) // count
+    for k in range(count):
+        top = k * (cell + gutter)
+        sheet.paste(photos[k + 1].convert("RGB").resize((960 - 640 - gutter, cell)), (640 + gutter, top))
+        boxes.append((640 + gutter, top, 960, top + cell))
+    return sheet, boxes
+
+
+def assert_boxes(found: list, expected: list) -> None:
+    assert len(found) == len(expected)
+    for (l0, t0, r0, b0), (l1, t1, r1, b1) in zip(found, expected):  # within a pixel or two of the truth
+        assert max(abs(l0 - l1), abs(t0 - t1), abs(r0 - r1), abs(b0 - b1)) <= 2
+
+
+def test_photos_of_grids_and_strips_are_found_and_photos_are_no_layouts():
     photos = everyday_photos()
     for side in (3, 4):
         sheet, boxes = grid_sheet(photos, side)
-        found = grid_tiles(sheet)
-        assert len(found) == side * side
-        for (l0, t0, r0, b0), (l1, t1, r1, b1) in zip(found, boxes):  # within a pixel or two of the truth
-            assert max(abs(l0 - l1), abs(t0 - t1), abs(r0 - r1), abs(b0 - b1)) <= 2
-    assert grid_tiles(grid_sheet(photos, 2)[0]) == []  # a 2x2 grid's tiles are the region search's quadrants
+        assert_boxes(photo_panels(sheet), boxes)
+    for count in (2, 3, 4):
+        sheet, boxes = beside_strip(photos, count)
+        assert_boxes(photo_panels(sheet), boxes)
+        assert_boxes(photo_panels(sheet.transpose(Image.Transpose.TRANSPOSE)),  # the strip below the photo
+                     [(t, l, b, r) for l, t, r, b in boxes])
+    assert photo_panels(grid_sheet(photos, 2)[0]) == []  # a 2x2 grid's photos are the region search's quadrants
     for photo in [*photos, *(Image.open(p) for p in sorted((DEMO / "listings").glob("listing_*.jpg"))[:12])]:
-        assert grid_tiles(photo.convert("RGB")) == []
+        assert photo_panels(photo.convert("RGB")) == []
 
 
 def test_a_copied_photo_in_one_tile_of_sixteen_is_matched(demo_index):
@@ -46,5 +67,5 @@ def test_a_copied_photo_in_one_tile_of_sixteen_is_matched(demo_index):
     sheet, _ = grid_sheet(photos, 4)
     with_tiles = Matcher.open(demo_index).match(sheet)
     assert with_tiles.brand == "Tropicana-Apple-Juice" and with_tiles.verdict == "copy"
-    without = Matcher.open(demo_index, settings=CascadeSettings(grid_tiles=False)).match(sheet)
+    without = Matcher.open(demo_index, settings=CascadeSettings(layout_panels=False)).match(sheet)
     assert without.score < with_tiles.score

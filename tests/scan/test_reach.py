@@ -43,10 +43,10 @@ def test_stored_evidence_round_trips_exactly_through_float16():
     checked = {5: Checked(-1, -1, False, None), 70_001: Checked(123, 40, True, ColourDifference(31.7, 88.25, 0.1234), True),
                2048: Checked(2047, 2049, False, ColourDifference(0.0, 255.9, 1.0))}
     kept = StoredEvidence(dismissed=False, verified=True, regions_searched=True, hues_measured=True, hues=hues,
-                          checked=checked, region_hits=(3, 2048, 4_000_000), tiles_searched=True)
+                          checked=checked, region_hits=(3, 2048, 4_000_000), panels_searched=True)
     packed = pack_descriptor(_unit(rng, 1, d)[0], _unit(rng, WINDOWS, d), None, _unit(rng, 1, raw_dim)[0], kept)
     back = stored_evidence(packed.astype(np.float32), raw_dim)
-    assert (back.dismissed, back.verified, back.regions_searched, back.hues_measured, back.tiles_searched) == \
+    assert (back.dismissed, back.verified, back.regions_searched, back.hues_measured, back.panels_searched) == \
         (False, True, True, True, True)
     np.testing.assert_allclose(back.hues, hues, rtol=0, atol=1e-7)  # remainders below 6e-5 are float16 subnormals
     assert back.checked.keys() == checked.keys() and back.region_hits == (3, 2048, 4_000_000)
