@@ -15,6 +15,8 @@ from ..index import ReferenceIndex
 from .evidence import Candidate, ListingEvidence
 from .search import visible_neighbours
 
+PER_REGION = 5  # nearest references each crop brings up
+
 
 def region_boxes(size: tuple[int, int], grid: int = 3,
                  window: float = 0.5) -> list[tuple[int, int, int, int]]:
@@ -37,7 +39,7 @@ def region_crops(image: Image.Image, grid: int = 3, window: float = 0.5) -> list
 
 def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[Image.Image],
                         evidence: Sequence[ListingEvidence], query_vectors: np.ndarray, *, grid: int = 3,
-                        window: float = 0.5, per_region: int = 5, exclude: Sequence[set[int]] | None = None,
+                        window: float = 0.5, per_region: int = PER_REGION, exclude: Sequence[set[int]] | None = None,
                         crops_kept: int | None = None) -> None:
     """Search the listings' regions too: add each region's nearest references as candidates, and raise every
     candidate's region_similarity to its best cosine over the regions.
@@ -59,28 +61,30 @@ def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequen
     vectors = vectors.reshape(len(images), per_image, -1)
     for i, (ev, regions) in enumerate(zip(evidence, vectors)):
         ev.region_vectors = regions  # kept beside a scan's results: a re-scan checks new references against them
-        ev.region_hits = tuple(sorted({r for _, r in hits[i]}))
-        _add_hits(refs, ev, regions, {r for _, r in hits[i]}, query_vectors[i])
+        found = {r for _, r in hits[i]}
+        ev.region_hits = tuple(sorted(found))
+        add_region_hits(refs, ev, regions, found, query_vectors[i])
         ev.regions_searched = True
 
 
 def add_panel_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Image, ev: ListingEvidence,
-                      query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *, per_region: int = 5,
+                      query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *, per_region: int = PER_REGION,
                       exclude: set[int] | None = None) -> None:
     """The region search over the photos of one multi-photo listing (``layout.photo_panels``), on top of its
-    regions: each panel's nearest references join the candidates and raise their region similarity. The listing's
-    kept crops
-    (``region_vectors``) stay those of ``add_region_evidence``; ``panels_searched`` says more were looked at."""
+    regions: each panel's nearest references join the candidates and raise their region similarity. The
+    listing's kept crops (``region_vectors``) stay those of ``add_region_evidence``; ``panels_searched`` says more
+    were looked at."""
     vectors = refs.whitening.apply(embedder.describe_regions([image.crop(box) for box in boxes]))
     hits = visible_neighbours(refs, vectors, per_region, [exclude or set()], len(boxes))[0]
-    _add_hits(refs, ev, vectors, {r for _, r in hits}, query_vector)
+    add_region_hits(refs, ev, vectors, {r for _, r in hits}, query_vector)
     ev.panels_searched = True
 
 
-def _add_hits(refs: ReferenceIndex, ev: ListingEvidence, regions: np.ndarray, hits: set[int],
+def add_region_hits(refs: ReferenceIndex, ev: ListingEvidence, regions: np.ndarray, hits: set[int],
               query_vector: np.ndarray) -> None:
     """References ``hits`` that regions (whitened crop vectors (k, d)) brought up join the candidates (whole-image
-    cosine from ``query_vector``); every candidate's region similarity is raised to its best cosine with them."""
+    cosine from ``query_vector``, whitened (d,)); every candidate's region similarity is raised to its best cosine
+    with them. A re-scan calls it with the crops a scan kept (``scan.rescore``)."""
     known = {c.ref_id for c in ev.candidates}
     for ref_id in sorted(hits - known):
         s = float(query_vector @ refs.vectors[refs.row_of_id[ref_id]])

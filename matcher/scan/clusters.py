@@ -39,7 +39,7 @@ from ..features.sift import LocalFeatures, affine_error, extract_local_features,
 from ..inputs import load_or_error
 from ..errors import ImageError
 from .history import DescriptorLog
-from .writers import iter_records, result_format
+from .writers import iter_results
 
 
 SCOPES = ("suspects", "all")
@@ -214,7 +214,7 @@ def _local_features(paths: dict[int, str], positions: list[int], settings: Clust
 
 def _listings(results: Path, wanted: set[int]) -> tuple[dict[int, str], set[int]]:
     """(position -> image path, positions of the suspects) of the wanted listings, streamed from the results file
-    (or from the part files of a sharded scan's folder, three columns at a time)."""
+    (or from the part files of a sharded scan's folder, three columns at a time: its rows are large)."""
     paths, suspects = {}, set()
 
     def take(position: int, path: str | None, verdict: str | None) -> None:
@@ -231,14 +231,7 @@ def _listings(results: Path, wanted: set[int]) -> tuple[dict[int, str], set[int]
             for row in zip(*(table.column(name).to_pylist() for name in ("position", "path", "verdict"))):
                 take(*row)
         return paths, suspects
-    fmt, header = result_format(results), None
-    for _, value in iter_records(results, fmt):
-        if value is None:
-            continue
-        if fmt == "csv" and header is None:
-            header = value
-            continue
-        row = value if fmt == "jsonl" else dict(zip(header, value))
+    for row in iter_results(results):
         take(int(row["position"]), row.get("path"), row.get("verdict"))
     return paths, suspects
 

@@ -29,10 +29,9 @@ import numpy as np
 from ..cascade.descriptors import WINDOW_ROWS, stored_crops, stored_evidence, stored_raw
 from ..cascade.evidence import ListingEvidence
 from ..cascade.feedback import hidden_references
+from ..cascade.regions import PER_REGION
 from ..index import IndexVersion, store
 from ..index.shared_keypoints import SharedKeypoints, unpack_shared
-
-PER_REGION = 5  # nearest references each crop brings up (``cascade.regions.add_region_evidence``'s default)
 
 
 class Reach:

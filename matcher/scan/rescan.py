@@ -43,7 +43,7 @@ import numpy as np
 from ..cascade import Matcher, gate_margin, global_stage
 from ..cascade.threads import one_blas_thread
 from ..cascade.descriptors import WINDOW_ROWS, stored_evidence, with_evidence
-from ..errors import IndexMismatchError, MatcherError
+from ..errors import IndexMismatchError
 from ..index import model_name
 from ..inputs import Listing
 from ..inputs.reader import read_listing
@@ -55,8 +55,7 @@ from .reach import Reach
 from .rescore import restore_evidence, score_stored
 from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
-from .parquet_results import iter_parquet_rows
-from .writers import RESULT_FIELDS, _typed_csv_row, iter_records, open_writer, result_format
+from .writers import RESULT_FIELDS, iter_results, open_writer
 
 ADD_REWRITES = {"references.csv", "vectors.faiss", "raw_descriptors.npy", "local_features.npz",
                 "shared_keypoints.npz", "likeness.npz", "thumbnails.npz", "hue_histograms.npz"}  # what index add rewrites
@@ -126,7 +125,7 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
     summary = RescanSummary(results=out)
     audit = audit_fields(matcher.version)
     log = DescriptorLog(out, matcher.version, fingerprint)
-    rows = _rows(results)
+    rows = iter_results(results)
     first = next(rows, None)
     extras = [k for k in (first or {}) if k not in RESULT_FIELDS and k not in ("position", "matches")]
     new_suspects: set[int] = set()  # listings the new version flags and the old one did not
@@ -232,10 +231,12 @@ class _Plan:
         counts the new version changed (all of them when that is unknown), which a later re-scan would misread."""
         raw_dim = self.matcher.version.refs.raw_descriptors.shape[1]
         evidence = stored_evidence(descriptor, raw_dim)
-        if evidence is None or (self.reach.shared_changed is not None and not self.stale & evidence.checked.keys()):
+        if evidence is None:
             return descriptor
         if self.reach.shared_changed is None:
             return with_evidence(descriptor, raw_dim, None)
+        if not self.stale & evidence.checked.keys():
+            return descriptor
         evidence.checked = {r: found for r, found in evidence.checked.items() if r not in self.stale}
         return with_evidence(descriptor, raw_dim, evidence)
 
@@ -299,34 +300,6 @@ def _listing(row: dict, extras: list[str]) -> Listing:
     if row.get("listing_id"):
         fields["listing_id"] = str(row["listing_id"])
     return Listing(str(row["listing"]), Path(row["path"]), fields, int(row["position"]))
-
-
-def _rows(results: Path) -> Iterator[dict]:
-    """The rows of a results file or of a sharded scan's folder, streamed (Parquet a row group at a time), typed
-    as ``read_results`` types them."""
-    if results.is_dir():  # the output folder of a sharded (--engine ray) scan
-        parts = sorted(results.glob("part-*.parquet"))
-        if not parts:
-            raise MatcherError(f"{results}: a folder with no part-*.parquet: not the output of a sharded scan")
-        for part in parts:
-            yield from iter_parquet_rows(part)
-        return
-    fmt = result_format(results)
-    if not results.is_file():
-        raise MatcherError(f"{results}: no such results file")
-    if fmt == "parquet":
-        yield from iter_parquet_rows(results)
-        return
-    header = None
-    for _, value in iter_records(results, fmt):
-        if value is None:
-            continue
-        if fmt == "jsonl":
-            yield value
-        elif header is None:
-            header = value
-        else:
-            yield _typed_csv_row(dict(zip(header, value)))
 
 
 def _chunks(head: list[dict], rest: Iterator[dict], size: int) -> Iterator[list[dict]]:

@@ -29,6 +29,7 @@ import numpy as np
 from ..cascade import CascadeSettings, Candidate, ListingEvidence, MatchResult, score_with_feedback
 from ..cascade.descriptors import WINDOW_ROWS, stored_crops, stored_evidence, stored_raw
 from ..cascade.evidence import CHANCE_INLIERS, NOT_VERIFIED
+from ..cascade.regions import PER_REGION, add_region_hits
 from ..cascade.scoring import COPY_PROBABILITY
 from ..cascade.stored_evidence import StoredEvidence
 from ..cascade.verification import add_hue_agreement, settled
@@ -36,12 +37,11 @@ from ..features.colour import MIN_INLIERS
 from ..index import ReferenceIndex, Scorer
 from .tolerances import Tolerances, logit
 
-PER_REGION = 5  # nearest references each crop brings up (``cascade.regions.add_region_evidence``'s default)
 TOP_SHARE = 5  # the brand feature ``top5_share`` counts the brands of the first five candidates
 BEYOND = 4  # neighbours fetched past a crop's last place, to see every near tie for it
-MAX_BAND = 6
+MAX_BAND = 6  # candidates tied (within the margin) around the fifth place beyond which no order is tried
 _ROUNDING = 1e-5  # log-odds of a score rounded to 6 decimals near the thresholds (0.5)
-MAX_VARIANTS = 16  # ways a near tie can fall (verified places, fifth place) beyond which the image is read again  # candidates tied (within the margin) around the fifth place beyond which no order is tried
+MAX_VARIANTS = 16  # ways a near tie can fall (verified places, fifth place) beyond which the image is read again
 
 
 def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, descriptor: np.ndarray,
@@ -167,7 +167,8 @@ def _verify(ev: ListingEvidence, stored: StoredEvidence, top: int, margin: float
                                for c in ranked if c.ref_id in added):
         chosen = [c for c in ranked if c.inliers == NOT_VERIFIED and c.ref_id in stored.checked
                   and stored.checked[c.ref_id].after_regions == after_regions]
-        return _with_stored(ev, stored, chosen, stale)
+        variant = _with_stored(ev, stored, chosen, stale)
+        return None if variant is None else [variant]
     if len(ranked) <= top:
         choices = [ranked]
     else:
@@ -190,13 +191,13 @@ def _verify(ev: ListingEvidence, stored: StoredEvidence, top: int, margin: float
         variant = _with_stored(ev, stored, [c for c in verified if c.inliers == NOT_VERIFIED], stale)
         if variant is None:
             return None
-        out += variant
+        out.append(variant)
     return out
 
 
 def _with_stored(ev: ListingEvidence, stored: StoredEvidence, chosen: list[Candidate],
-                 stale: set[int]) -> list[ListingEvidence] | None:
-    """[a copy of ``ev`` whose ``chosen`` candidates carry their stored verification], or None when one was never
+                 stale: set[int]) -> ListingEvidence | None:
+    """A copy of ``ev`` whose ``chosen`` candidates carry their stored verification, or None when one was never
     measured or its distinctive count is stale."""
     found = {c.ref_id: stored.checked.get(c.ref_id) for c in chosen}
     if any(f is None or r in stale for r, f in found.items()):
@@ -208,7 +209,7 @@ def _with_stored(ev: ListingEvidence, stored: StoredEvidence, chosen: list[Candi
             c.inliers, c.distinctive, c.mirrored, c.verified_after_regions = (f.inliers, f.distinctive, f.mirrored,
                                                                               f.after_regions)
     variant.verified = True
-    return [variant]
+    return variant
 
 
 def _inert(found) -> bool:
@@ -246,7 +247,7 @@ def _regions(refs: ReferenceIndex, ev: ListingEvidence, descriptor: np.ndarray, 
         old_last = [row_sims[[r not in added_ids for r in row_ids.tolist()]][PER_REGION - 1]
                     for row_sims, row_ids in zip(sims, ids)]
         if not len(added) or np.all((crops @ added.T).max(axis=1) < np.asarray(old_last) - margin):
-            _add_region_candidates(refs, ev, descriptor, crops, set(stored.region_hits) - known)
+            _add_region_candidates(refs, ev, descriptor, crops, set(stored.region_hits))
             return True
     sims, ids = sims[:, :PER_REGION + BEYOND], ids[:, :PER_REGION + BEYOND]
     sure, doubtful = set(), set()
@@ -261,21 +262,14 @@ def _regions(refs: ReferenceIndex, ev: ListingEvidence, descriptor: np.ndarray, 
                 doubtful.add(int(r))
     if doubtful - sure - known:
         return False
-    _add_region_candidates(refs, ev, descriptor, crops, sure - known)
+    _add_region_candidates(refs, ev, descriptor, crops, sure)
     return True
 
 
 def _add_region_candidates(refs: ReferenceIndex, ev: ListingEvidence, descriptor: np.ndarray, crops: np.ndarray,
-                           new: set[int]) -> None:
-    """The region search's candidates ``new`` join, and every candidate's region similarity is set."""
-    vector = np.asarray(descriptor[0], np.float32)
-    for ref_id in sorted(new):
-        s = float(vector @ refs.vectors[refs.row_of_id[ref_id]])
-        ev.candidates.append(Candidate(ref_id, refs.reference(ref_id).brand, s, s))
-    ev.candidates.sort(key=lambda c: -c.similarity)
-    best = (crops @ refs.vectors[[refs.row_of_id[c.ref_id] for c in ev.candidates]].T).max(axis=0)
-    for c, s in zip(ev.candidates, best):
-        c.region_similarity = max(c.similarity, float(s))
+                           hits: set[int]) -> None:
+    """What ``cascade.regions.add_region_evidence`` records of the crops and the references they brought up."""
+    add_region_hits(refs, ev, crops, hits, np.asarray(descriptor[0], np.float32))
     ev.regions_searched, ev.region_vectors = True, crops
 
 

@@ -47,8 +47,7 @@ class Tolerances:
         copy = max(_logit_error(model, COPY_FEATURES, COPY_COSINES) for model in (scorer.copy_full, scorer.copy_global))
         gate = 0.0
         if scorer.gate is not None:  # its first feature is the global brand model's log-odds
-            weights = _weights(scorer.gate)
-            gate = abs(weights[0]) * _logit_error(scorer.brand_global, BRAND_FEATURES, BRAND_COSINES) + \
+            gate = _weights(scorer.gate)[0] * _logit_error(scorer.brand_global, BRAND_FEATURES, BRAND_COSINES) + \
                 _logit_error(scorer.gate, GATE_FEATURES, GATE_COSINES)
         return cls(safety * 2 * UNIT_ROUNDOFF, safety * brand, safety * copy, float(safety * gate))
 
@@ -60,6 +59,7 @@ def logit(p: float) -> float:
 
 
 def _weights(model: LogisticModel) -> np.ndarray:
+    """|weight / scale| per feature: how far the log-odds move per unit of each raw feature."""
     return np.abs(model.weights / model.scale)
 
 

@@ -145,7 +145,12 @@ class ResultWriter:
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
-    """Read a results file back as a list of dicts.
+    """Read a results file back as a list of dicts (``iter_results``)."""
+    return list(iter_results(path))
+
+
+def iter_results(path: str | os.PathLike) -> Iterator[dict]:
+    """The rows of a results file, streamed (Parquet a row group at a time).
 
     ``path`` may be a sharded scan's folder (its part files' rows, shard by shard). JSONL and Parquet rows
     come back as written. CSV values are strings, except
@@ -158,24 +163,25 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         parts = sorted(path.glob("part-*.parquet"))
         if not parts:
             raise MatcherError(f"{path}: a folder with no part-*.parquet: not the output of a sharded scan")
-        return [row for part in parts for row in iter_parquet_rows(part)]
+        for part in parts:
+            yield from iter_parquet_rows(part)
+        return
     fmt = result_format(path)
     if not path.is_file():
         raise MatcherError(f"{path}: no such results file")
     if fmt == "parquet":
-        return list(iter_parquet_rows(path))
-    rows: list[dict] = []
+        yield from iter_parquet_rows(path)
+        return
     header = None
     for _, value in iter_records(path, fmt):
         if value is None:
             continue
         if fmt == "jsonl":
-            rows.append(value)
+            yield value
         elif header is None:
             header = value
         else:
-            rows.append(_typed_csv_row(dict(zip(header, value))))
-    return rows
+            yield _typed_csv_row(dict(zip(header, value)))
 
 
 # --- helpers ---------------------------------------------------------------
