@@ -12,8 +12,9 @@ benchmark's ``none`` queries re-encoded) with 5% copies and other photos of cata
 catalog far more than marketplace traffic does (reused with its results when that script ran first). Scans the
 listings with that index when its results are missing, copies the index, adds the held-out class
 (``add_to_index``), then times ``rescan`` of the old results and a fresh ``scan`` of the same listings with the
-new version (model loaded and warmed up before either; both in this process), and compares their verdicts and
-brands listing by listing.
+new version (model loaded and warmed up before either; both in this process), and compares them listing by listing: verdicts,
+brands of matches, and the closest brand a ``no_match`` row names (a near tie of two low scores may fall either
+way from stored float16 descriptors: ``matcher.scan.rescore.score_stored``).
 """
 from __future__ import annotations
 
@@ -59,13 +60,16 @@ def main() -> int:
     started = time.perf_counter()
     scan(manifest, matcher, WORK / "fresh.jsonl")
     fresh_s = time.perf_counter() - started
-    new = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "rescanned.jsonl")}
-    fresh = {r["position"]: (r["status"], r["verdict"], r["brand"]) for r in read_results(WORK / "fresh.jsonl")}
-    differ = sum(1 for p in fresh if new.get(p) != fresh[p])
+    new = {r["position"]: r for r in read_results(WORK / "rescanned.jsonl")}
+    fresh = {r["position"]: r for r in read_results(WORK / "fresh.jsonl")}
+    verdicts = sum(1 for p, r in fresh.items() if (new[p]["status"], new[p]["verdict"]) != (r["status"], r["verdict"]))
+    brands = sum(1 for p, r in fresh.items() if r["verdict"] not in ("", "no_match") and new[p]["brand"] != r["brand"])
+    closest = sum(1 for p, r in fresh.items() if r["verdict"] == "no_match" and new[p]["brand"] != r["brand"])
     print(f"{len(fresh)} listings ({args.mix} mix), brand {brand} added to the index")
     print(summary.line())
     print(f"rescan {rescan_s:.1f} s, fresh scan {fresh_s:.1f} s: x{fresh_s / rescan_s:.1f} faster; "
-          f"{differ} verdicts (or brands) differ")
+          f"{verdicts} verdicts differ, {brands} brands of matches differ; {closest} no_match rows name another "
+          f"closest brand")
     return 0
 
 

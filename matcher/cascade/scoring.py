@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ImageError
+from ..features.sift import Verification
 from ..index import ReferenceIndex, Scorer
 from .evidence import ListingEvidence, brand_feature_rows, copy_feature_rows
 
@@ -89,10 +90,19 @@ def matched_keypoints(refs: ReferenceIndex, ev: ListingEvidence, ref_id: int,
     """Up to ``limit`` verified inlier pairs with a reference, as (listing x, listing y, reference x, reference y),
     each normalised by its image's width or height to [0, 1]; () when verification found none."""
     found = ev.verification.get(ref_id)
-    if found is None or found.inliers == 0 or not all(ev.image_size):
+    if found is None or not all(ev.image_size):
+        return ()
+    return keypoint_pairs(refs, found, ev.image_size, ref_id, limit)
+
+
+def keypoint_pairs(refs: ReferenceIndex, found: Verification, image_size: tuple[int, int], ref_id: int,
+                   limit: int = KEYPOINTS_SHOWN) -> tuple[tuple[float, float, float, float], ...]:
+    """``matched_keypoints`` of one verification result (``found``) of a listing of ``image_size`` (width,
+    height) against reference ``ref_id``."""
+    if found.inliers == 0:
         return ()
     ref_w, ref_h = refs.local_features[refs.row_of_id[ref_id]].size
-    (w, h), keep = ev.image_size, np.linspace(0, found.inliers - 1, min(limit, found.inliers)).astype(int)
+    (w, h), keep = image_size, np.linspace(0, found.inliers - 1, min(limit, found.inliers)).astype(int)
     pairs = np.hstack([found.query_points[keep] / (w, h), found.reference_points[keep] / (ref_w, ref_h)])
     return tuple(tuple(round(float(v), 3) for v in row) for row in np.clip(pairs, 0.0, 1.0))
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-from ..features.colour import MIN_INLIERS, colour_distance, colour_pixels, hue_agreement, hue_histogram
-from ..features.sift import LocalFeatures, mirror_features, verify_against
+from ..features.colour import (MIN_INLIERS, ColourDifference, colour_distance, colour_pixels, hue_agreement,
+                               hue_histogram)
+from ..features.sift import LocalFeatures, Verification, mirror_features, verify_against
 from ..index import ReferenceIndex
 from ..index.shared_keypoints import distinctive_inliers
 from .evidence import NOT_VERIFIED, ListingEvidence
@@ -23,14 +24,24 @@ def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvid
     """
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
-    rows = [refs.row_of_id[c.ref_id] for c in todo]
-    references = [refs.local_features[row] for row in rows]
-    found = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=mirror_unless)
-    for c, row, result in zip(todo, rows, found):
+    found = verify_references(refs, query, [c.ref_id for c in todo], hidden_brands, mirror_unless)
+    for c, (result, distinctive) in zip(todo, found):
         c.inliers, c.mirrored, c.verified_after_regions = result.inliers, result.mirrored, ev.regions_searched
-        c.distinctive = distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands)
+        c.distinctive = distinctive
         ev.verification[c.ref_id] = result
     ev.verified = True
+
+
+def verify_references(refs: ReferenceIndex, query: LocalFeatures, ref_ids: list[int],
+                      hidden_brands: frozenset[str] = frozenset(), mirror_unless: int = 0
+                      ) -> list[tuple[Verification, int]]:
+    """(SIFT verification, distinctive inliers) of one listing against each of ``ref_ids``, verified together:
+    whether the mirror image is tried depends on all of them (``mirror_unless``, as in ``add_verification``)."""
+    rows = [refs.row_of_id[r] for r in ref_ids]
+    found = verify_against(query, [refs.local_features[row] for row in rows], query_mirrored=mirror_features(query),
+                           mirror_unless=mirror_unless)
+    return [(result, distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands))
+            for row, result in zip(rows, found)]
 
 
 def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEvidence) -> None:
@@ -39,15 +50,21 @@ def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEviden
     listing_pixels = colour_pixels(image)
     add_hue_agreement(refs, hue_histogram(listing_pixels), ev)
     for c in ev.candidates:
-        if c.inliers < MIN_INLIERS or c.colour_distance is not None:
-            continue
-        reference_pixels = refs.reference_pixels(c.ref_id)
-        if reference_pixels is None:  # an index version saved without thumbnails
-            continue
-        found = ev.verification[c.ref_id]
-        c.colour_distance = colour_distance(
-            listing_pixels, image.size, reference_pixels,
-            refs.local_features[refs.row_of_id[c.ref_id]].size, found.query_points, found.reference_points)
+        if c.inliers >= MIN_INLIERS and c.colour_distance is None:
+            c.colour_distance = reference_colour_distance(refs, listing_pixels, image.size, c.ref_id,
+                                                          ev.verification[c.ref_id])
+
+
+def reference_colour_distance(refs: ReferenceIndex, listing_pixels, image_size: tuple[int, int], ref_id: int,
+                              found: Verification) -> ColourDifference | None:
+    """``features.colour.colour_distance`` of a listing (``colour_pixels``, its (width, height)) and one reference
+    it verified against (``found``); None for an index version saved without thumbnails."""
+    reference_pixels = refs.reference_pixels(ref_id)
+    if reference_pixels is None:
+        return None
+    return colour_distance(listing_pixels, image_size, reference_pixels,
+                           refs.local_features[refs.row_of_id[ref_id]].size, found.query_points,
+                           found.reference_points)
 
 
 def add_hue_agreement(refs: ReferenceIndex, listing_hues, ev: ListingEvidence) -> None:

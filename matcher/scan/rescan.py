@@ -14,9 +14,13 @@ Every listing of the old results file takes one of three paths:
   expensive stages are rebuilt from the measurements the scan kept (``rescore.py``: only with the same cascade
   settings and an index changed by ``index add`` alone). Its scores lie far enough from every boundary
   (``rescore.clear_decision``) that the verdict and best brand are the fresh scan's.
-* **rechecked**: a fresh scan would measure it against a reference it was never measured against (an added
-  reference among the candidates it verifies), or a stored decision would be too close to call, or it has no
-  stored descriptor: its image is read again and matched in full, as a scan does.
+* **remeasured**: past the gate, a fresh scan would SIFT-verify it against references it was never verified
+  against (an added reference among the candidates it verifies), or compare hues the scan never measured (the
+  gate stopped it then): its image is read again and only those are measured (``remeasure.py``: local features
+  and colours, no CNN); the rest is rebuilt as for a rescored listing.
+* **rechecked**: a stored decision would be too close to call, the region search would embed other crops than
+  then (or none were kept), or it has no stored descriptor: its image is read again and matched in full, as a
+  scan does.
 
 Every decision taken from the stored descriptors, which are float16, keeps ``RescanSettings.safety`` times the
 worst rounding error from its boundary (``tolerances.py``); closer calls are rechecked.
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import os
 from pathlib import Path
 import time
@@ -43,7 +47,8 @@ import numpy as np
 from ..cascade import Matcher, gate_margin, global_stage
 from ..cascade.threads import one_blas_thread
 from ..cascade.descriptors import WINDOW_ROWS, stored_evidence, with_evidence
-from ..errors import IndexMismatchError
+from ..cascade.evidence import NOT_VERIFIED
+from ..errors import ImageError, IndexMismatchError
 from ..index import model_name
 from ..inputs import Listing
 from ..inputs.reader import read_listing
@@ -52,7 +57,8 @@ from .history import DescriptorLog, read_history, reference_ids, version_record
 from .outputs import check_output
 from .ranking import rank_results
 from .reach import Reach
-from .rescore import restore_evidence, score_stored
+from .remeasure import ImageMeasurements, ImageWanted
+from .rescore import Measure, restore_evidence, score_stored
 from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
 from .writers import RESULT_FIELDS, iter_results, open_writer
@@ -87,6 +93,7 @@ class RescanSummary:
     carried_past_gate: int = 0  # of the carried, those the gate may have passed (checked stage by stage)
     rescored: int = 0
     rescored_past_gate: int = 0  # of the rescored, those past the gate (from the measurements the scan kept)
+    remeasured: int = 0  # re-scored past the gate with local features or hues measured on the image (no CNN)
     rechecked: int = 0
     failed: int = 0
     seconds: float = 0.0
@@ -99,6 +106,7 @@ class RescanSummary:
         return (f"{self.total} listings re-checked in {self.seconds:.1f} s: {self.carried} unchanged "
                 f"({self.carried_past_gate} past the gate), "
                 f"{self.rescored} re-scored from stored descriptors ({self.rescored_past_gate} past the gate), "
+                f"{self.remeasured} re-scored with their image's local features or hues, "
                 f"{self.rechecked} images read and matched again"
                 f"{f', {self.failed} failed before' if self.failed else ''}; verdicts: {verdicts or 'none'}; "
                 f"changed: {changes or 'none'}")
@@ -201,6 +209,7 @@ class _Plan:
         version = self.matcher.version
         stored = [r for r in rows if r.get("status") == "ok" and self.same_space and history.has(r["position"])]
         decided: dict[int, tuple[dict, np.ndarray | None, str]] = {}
+        wanted = []  # (row, evidence, descriptor, gate) of the listings whose image would settle them
         if stored:
             vectors = np.asarray(history.vectors[[r["position"] for r in stored]], np.float32)
             evidence = global_stage(version.refs, vectors[:, 0], vectors[:, WINDOW_ROWS], self.matcher.settings)
@@ -214,11 +223,26 @@ class _Plan:
                     if self.reach.past_gate_untouched(ev, vector):
                         decided[row["position"]] = (dict(row, **audit), vector, "carried_past_gate")
                         continue
-                new = self._rescored(row, ev, vector, gate, top_k, audit, extras)
+                probe = ImageWanted()
+                new = self._rescored(row, ev, vector, gate, top_k, audit, extras, probe)
                 if new is not None:
                     decided[row["position"]] = (new, vector, "rescored" if stopped else "rescored_past_gate")
+                elif probe.wanted:
+                    wanted.append((row, ev, vector, gate))
+        # the image gives what the scan did not measure, short of the CNN (remeasure.py)
+        images = {}  # position -> decoded image, for those still to match in full
+        for start in range(0, len(wanted), self.settings.batch_size):
+            batch = wanted[start:start + self.settings.batch_size]
+            measured = pool.map(lambda item: self._measurements(_listing(item[0], extras)), batch)
+            for (row, ev, vector, gate), measure in zip(batch, measured):
+                new = None if isinstance(measure, ImageError) else \
+                    self._rescored(row, ev, vector, gate, top_k, audit, extras, measure)
+                if new is not None:
+                    decided[row["position"]] = (new, vector, "remeasured")
+                else:
+                    images[row["position"]] = measure if isinstance(measure, ImageError) else measure.image
         todo = [r for r in rows if r.get("status") == "ok" and r["position"] not in decided]
-        for row, (new, descriptor) in zip(todo, self._recheck(todo, top_k, audit, extras, pool)):
+        for row, (new, descriptor) in zip(todo, self._recheck(todo, top_k, audit, extras, pool, images)):
             decided[row["position"]] = (new, descriptor, "rechecked")
         for row in rows:
             new, descriptor, how = decided.get(row["position"], (dict(row, **audit), None, "failed"))
@@ -227,8 +251,8 @@ class _Plan:
             yield row, new, None if descriptor is None else np.asarray(descriptor, np.float16), how
 
     def _kept(self, descriptor: np.ndarray) -> np.ndarray:
-        """A stored descriptor as the new results keep it: without the measurements whose distinctive inlier
-        counts the new version changed (all of them when that is unknown), which a later re-scan would misread."""
+        """A stored descriptor as the new results keep it: the distinctive inlier counts the new version changed
+        marked unknown (every measurement dropped when that is unknown), which a later re-scan would misread."""
         raw_dim = self.matcher.version.refs.raw_descriptors.shape[1]
         evidence = stored_evidence(descriptor, raw_dim)
         if evidence is None:
@@ -237,7 +261,9 @@ class _Plan:
             return with_evidence(descriptor, raw_dim, None)
         if not self.stale & evidence.checked.keys():
             return descriptor
-        evidence.checked = {r: found for r, found in evidence.checked.items() if r not in self.stale}
+        # their other measurements stay: whether a group of them tried the mirror image depends on all of them
+        evidence.checked = {r: replace(found, distinctive=NOT_VERIFIED) if r in self.stale else found
+                            for r, found in evidence.checked.items()}
         return with_evidence(descriptor, raw_dim, evidence)
 
     def _gate(self, evidence: list) -> np.ndarray:
@@ -249,10 +275,18 @@ class _Plan:
         distance = [logit(threshold + margin) - logit(threshold) for margin in gate_margin(scorer, evidence)]
         return np.asarray([0 if abs(d) < tolerance else np.sign(d) for d in distance], int)
 
+    def _measurements(self, listing: Listing) -> ImageMeasurements | ImageError:
+        """The listing's image read again, its local features extracted (in a worker thread)."""
+        image = read_listing(listing.path, listing.listing)[1]
+        if isinstance(image, ImageError):
+            return image
+        return ImageMeasurements(self.matcher.version.refs, image, self.matcher.settings).prepare()
+
     def _rescored(self, row: dict, ev, vector: np.ndarray, gate: int, top_k: int, audit: dict,
-                  extras: list[str]) -> dict | None:
+                  extras: list[str], measure: Measure) -> dict | None:
         """The new row of a listing scored from its stored descriptors (``ev``: its global stage redone; ``gate``
-        as ``_gate`` says), or None when that cannot be trusted to give the fresh scan's verdict and brand."""
+        as ``_gate`` says) and what ``measure`` measures on its image (``ImageWanted`` when none was read), or
+        None when that cannot be trusted to give the fresh scan's verdict and brand."""
         version = self.matcher.version
         if not self.rescore:
             return None
@@ -262,26 +296,29 @@ class _Plan:
                 return None
             variants = restore_evidence(version.refs, version.scorer, ev, vector, self.matcher.settings,
                                         added=self.reach.added, added_ids=self.reach.added_ids, stale=self.stale,
-                                        margin=self.tolerances.cosine)
+                                        margin=self.tolerances.cosine, measure=measure)
         result = None if not variants else score_stored(version.refs, version.scorer, variants, self.tolerances)
         if result is None:
             return None
-        new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
-        if new["matches"] and new["matches"][0]["inliers"] > 0:  # a fresh row shows the verified keypoints
-            old = (row.get("matches") or [{}])[0]
-            if old.get("reference") != new["matches"][0]["reference"] or not old.get("keypoints"):
+        best = result.matches[0] if result.matches else None
+        if best is not None and best.inliers > 0 and not best.keypoints:  # a fresh row shows the verified keypoints
+            keypoints = _keypoints(row, best, measure)
+            if keypoints is None:
                 return None
-            new["matches"][0]["keypoints"] = old["keypoints"]
+            result = replace(result, matches=(replace(best, keypoints=keypoints), *result.matches[1:]))
+        new = result_row(_listing(row, extras), result, top_k, self.matcher.typical_prices, audit)
         return dict(new, cluster_id=row.get("cluster_id") or "")
 
     def _recheck(self, rows: list[dict], top_k: int, audit: dict, extras: list[str],
-                 pool: ThreadPoolExecutor) -> list[tuple[dict, np.ndarray | None]]:
-        """Read and match the rows' images again, as a scan does; (new row, descriptor) per row."""
+                 pool: ThreadPoolExecutor, images: dict) -> list[tuple[dict, np.ndarray | None]]:
+        """Read (unless ``images`` has it by position) and match the rows' images again, as a scan does; (new
+        row, descriptor) per row."""
         out = []
         for start in range(0, len(rows), self.settings.batch_size):
             batch = rows[start:start + self.settings.batch_size]
             listings = [_listing(r, extras) for r in batch]
-            decoded = list(pool.map(lambda item: read_listing(item.path, item.listing)[1], listings))
+            decoded = list(pool.map(lambda item: images.pop(item.position) if item.position in images
+                                    else read_listing(item.path, item.listing)[1], listings))
             for row, listing, result in zip(batch, listings, self.matcher.match_decoded(decoded)):
                 new = result_row(listing, result, top_k, self.matcher.typical_prices, audit)
                 out.append((dict(new, cluster_id=row.get("cluster_id") or ""), result.descriptor))
@@ -292,6 +329,15 @@ def _check_model(results: Path, stored: dict, current: dict, index_dir: Path) ->
     if any(stored.get(key) != current.get(key) for key in MODEL_KEYS):
         raise IndexMismatchError(f"{results}: its stored descriptors were made by {model_name(stored)}, the index "
                                  f"{index_dir} uses {model_name(current)}; scan the listings again with `matcher scan`")
+
+
+def _keypoints(row: dict, best, measure: Measure) -> tuple | None:
+    """The keypoint pairs of a re-scored row's best match (``cascade.Match``, verified from stored results): the
+    old row's when it showed the same reference, else measured on the image (None without it)."""
+    old = (row.get("matches") or [{}])[0]
+    if old.get("reference") == best.reference and old.get("keypoints"):
+        return tuple(tuple(pair) for pair in old["keypoints"])
+    return measure.keypoints(best.ref_id, best.inliers)
 
 
 def _listing(row: dict, extras: list[str]) -> Listing:

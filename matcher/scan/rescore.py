@@ -1,44 +1,49 @@
-"""Re-score a past listing without its image: the cascade's evidence rebuilt from what a scan kept
-(``rescan.py``'s ``rescored`` path).
+"""Re-score a past listing without its image, or with only what its image gives short of the CNN: the
+cascade's evidence rebuilt from what a scan kept (``rescan.py``'s ``rescored`` and ``remeasured`` paths).
 
 A fresh scan measures a listing the gate passes against a few references (SIFT inliers, colours:
 ``cascade.verification``); the scan kept those measurements and the listing's hues (``cascade.stored_evidence``)
-with its descriptors. When every reference a fresh scan would measure was measured then, its evidence is rebuilt
-stage by stage, starting from the global stage redone from the stored descriptors against the new version:
+with its descriptors. Its evidence is rebuilt stage by stage, starting from the global stage redone from the
+stored descriptors against the new version:
 
 * likeness (``index.likeness``): the stored raw descriptor against the new version's synthetic listings;
 * a listing unlike the catalog's listings is dismissed: its stored hues against every candidate's;
 * one like them: the ``verify_top`` candidates by similarity get their stored inliers; unless one settles it, the
-  region search is redone from the stored crops (the same crops the scan embedded: the added references leave
-  every feature-map window's best cosine as it was) and the candidates it ranks first get theirs; then colours.
+  region search is redone from the stored crops (``restored_regions.py``) and the candidates it ranks first get
+  theirs; then colours.
 
-A multi-photo listing whose panels were searched (``cascade.layout``) is always read again: its panels' vectors
-are not stored. The stored descriptors are float16, so every cosine is known to ~1e-3. Wherever that could tip a decision of the
-cascade (the likeness threshold, a near tie for the last verified place, for a crop's last neighbour or for the
-choice of crops), ``restore_evidence`` returns None and the caller reads the image again; ``clear_decision`` does
-the same for the verdict and the best brand.
+Where a fresh scan would measure what the scan did not (verification against an added reference, hues of a
+listing the gate stopped then), the image measures it (``Measure``: ``remeasure.py``); without the image the
+listing is read again in full. A multi-photo listing whose panels were searched (``cascade.layout``) is always
+read again: its panels' vectors are not stored.
+
+The stored descriptors are float16, so every cosine is known to ~1e-3. Where that could tip a decision of the
+cascade (a near tie for the last verified places, for a crop's last neighbour, for the fifth candidate), every way
+it can fall is tried, and all must give one decision; where that is not possible (the likeness threshold, the
+choice of crops, too many ways), ``restore_evidence`` returns None and the caller reads the image again.
+``clear_decision`` does the same for the verdict and a match's brand.
 """
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import combinations
+from typing import Protocol
 
 import numpy as np
 
 from ..cascade import CascadeSettings, Candidate, ListingEvidence, MatchResult, score_with_feedback
-from ..cascade.descriptors import WINDOW_ROWS, stored_crops, stored_evidence, stored_raw
+from ..cascade.descriptors import stored_evidence, stored_raw
 from ..cascade.evidence import CHANCE_INLIERS, NOT_VERIFIED
-from ..cascade.regions import PER_REGION, add_region_hits
-from ..cascade.scoring import COPY_PROBABILITY
-from ..cascade.stored_evidence import StoredEvidence
+from ..cascade.scoring import COPY_PROBABILITY, VERDICT_NO_MATCH
+from ..cascade.stored_evidence import Checked, StoredEvidence
 from ..cascade.verification import add_hue_agreement, settled
 from ..features.colour import MIN_INLIERS
 from ..index import ReferenceIndex, Scorer
+from .restored_regions import region_variants, same_crops
 from .tolerances import Tolerances, logit
 
 TOP_SHARE = 5  # the brand feature ``top5_share`` counts the brands of the first five candidates
-BEYOND = 4  # neighbours fetched past a crop's last place, to see every near tie for it
 MAX_BAND = 6  # candidates tied (within the margin) around the fifth place beyond which no order is tried
 _ROUNDING = 1e-5  # log-odds of a score rounded to 6 decimals near the thresholds (0.5)
 MAX_VARIANTS = 16  # ways a near tie can fall (verified places, fifth place) beyond which the image is read again
@@ -46,7 +51,7 @@ MAX_VARIANTS = 16  # ways a near tie can fall (verified places, fifth place) bey
 
 def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, descriptor: np.ndarray,
                      settings: CascadeSettings, *, added: np.ndarray, added_ids: set[int], stale: set[int],
-                     margin: float) -> list[ListingEvidence] | None:
+                     margin: float, measure: Measure | None = None) -> list[ListingEvidence] | None:
     """The evidence a fresh scan past the gate could collect, from ``ev`` (the global stage redone from one
     listing's stored ``descriptor``, (rows, d) float16) and the measurements the scan kept: one ListingEvidence,
     or one per way a float16 near tie for the last verified places could fall (a fresh scan's is one of them);
@@ -56,9 +61,13 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
     added, added_ids : whitened vectors (m, d) and ids of the references new since the scan; stale : ids whose
     distinctive inlier counts changed since (``index.shared_keypoints``); margin : cosine margin of float16
     comparisons
+    measure : what the listing's image can measure that the scan did not (``remeasure.py``: verification against
+        references it was never verified against, its hues), or None when the image is not at hand
     """
     raw_dim = refs.raw_descriptors.shape[1]
     stored = stored_evidence(descriptor, raw_dim)
+    if stored is None and measure is not None:
+        stored = StoredEvidence()  # nothing kept (the gate stopped it then): the image measures all it needs
     if stored is None or stored.panels_searched or not settings.verify or refs.index.approximate:
         return None
     threshold = scorer.likeness_threshold
@@ -69,22 +78,22 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
     alike = threshold is None or ev.likeness is None or ev.likeness >= threshold
     if not alike:
         ev.dismissed = True
-        return [ev] if _colours(refs, stored, ev) else None
-    if not stored.verified:
-        return None
+        return [ev] if _colours(refs, stored, ev, measure) else None
+    step = _Step(stored, settings.verify_top, margin, stale, added_ids, measure, settings.mirror_unless_inliers)
     variants = []
-    for first in _verify(ev, stored, settings.verify_top, margin, stale, added_ids) or []:
+    for first in _verify(ev, step) or []:
         if not settings.regions or settled(first, settings.settled_inliers):
             variants.append(first)
             continue
-        if not (stored.regions_searched and settings.region_grid == 2 and _same_crops(first, descriptor, added, margin)
-                and _regions(refs, first, descriptor, stored, added, added_ids, margin)):
+        if not (stored.regions_searched and settings.region_grid == 2
+                and same_crops(refs, first, descriptor, added, added_ids, settings.region_crops_kept, margin)):
             return None
-        found = _verify(first, stored, settings.verify_top, margin, stale, added_ids)
-        if not found:
-            return None
-        variants += found
-    if not variants or len(variants) > MAX_VARIANTS or not all(_colours(refs, stored, v) for v in variants):
+        for searched in region_variants(refs, first, descriptor, stored.region_hits, added, added_ids, margin) or [None]:
+            found = _verify(searched, step) if searched is not None else None
+            if not found:
+                return None
+            variants += found
+    if not variants or len(variants) > MAX_VARIANTS or not all(_colours(refs, stored, v, measure) for v in variants):
         return None
     return variants
 
@@ -95,16 +104,21 @@ def score_stored(refs: ReferenceIndex, scorer: Scorer, variants: list[ListingEvi
     variants, or the global stage's one), or None when a fresh scan could decide otherwise: the decision must be
     clear (``clear_decision``) and the same for every variant, whichever way the candidates within the cosine
     tolerance of the fifth place are ordered (the brand feature ``top5_share`` counts the brands of the first
-    five)."""
+    five). The decision is the verdict, and for a match its brand; a ``no_match`` row's closest brand is the
+    first variant's, which a near tie of two low scores may show otherwise than a fresh scan."""
     orders = [_top_orders(ev, tolerances.cosine) for ev in variants]
     if not variants or not all(orders) or sum(map(len, orders)) > MAX_VARIANTS:
         return None
     results = [score_with_feedback(refs, scorer, order) for found in orders for order in found]
     first = results[0]
-    if any(not clear_decision(r, scorer.threshold, tolerances)
-           or (r.verdict, r.brand) != (first.verdict, first.brand) for r in results):
+    if any(not clear_decision(r, scorer.threshold, tolerances) or _decision(r) != _decision(first) for r in results):
         return None
     return first
+
+
+def _decision(result: MatchResult) -> tuple[str, str | None]:
+    """What a re-scan must decide as a fresh scan does: the verdict, and the brand of a match."""
+    return result.verdict, None if result.verdict == VERDICT_NO_MATCH else result.brand
 
 
 def _top_orders(ev: ListingEvidence, margin: float) -> list[ListingEvidence]:
@@ -132,17 +146,18 @@ def _top_orders(ev: ListingEvidence, margin: float) -> list[ListingEvidence]:
 
 
 def clear_decision(result: MatchResult, threshold: float, tolerances: Tolerances) -> bool:
-    """Whether a result scored from float16 evidence gives a fresh scan's verdict and best brand, in log-odds: its
-    best brand score beyond the brand tolerance from the operating threshold, its copy score (when a match)
-    beyond the copy tolerance from COPY_PROBABILITY, and the best brand ahead of the next by twice the brand
+    """Whether a result scored from float16 evidence gives a fresh scan's verdict, and for a match its brand, in
+    log-odds: its best brand score beyond the brand tolerance from the operating threshold, and for a match its
+    copy score beyond the copy tolerance from COPY_PROBABILITY and its brand ahead of the next by twice the brand
     tolerance (scores as rounded to 6 decimals: +-5e-7 each)."""
     if not result.matches:
         return True
     best = result.matches[0]
     if abs(logit(best.score) - logit(threshold)) < tolerances.brand_logit + _ROUNDING:
         return False
-    if best.score >= threshold and abs(logit(best.copy_score) - logit(COPY_PROBABILITY)) < \
-            tolerances.copy_logit + _ROUNDING:
+    if best.score < threshold:
+        return True
+    if abs(logit(best.copy_score) - logit(COPY_PROBABILITY)) < tolerances.copy_logit + _ROUNDING:
         return False
     if len(result.matches) < 2:
         return True
@@ -150,8 +165,35 @@ def clear_decision(result: MatchResult, threshold: float, tolerances: Tolerances
     return gap >= 2 * tolerances.brand_logit
 
 
-def _verify(ev: ListingEvidence, stored: StoredEvidence, top: int, margin: float, stale: set[int],
-            added: set[int]) -> list[ListingEvidence] | None:
+class Measure(Protocol):
+    """What ``restore_evidence`` may ask of a listing's image (``remeasure.ImageMeasurements``)."""
+
+    image_size: tuple[int, int]
+    verification: dict
+
+    def verify(self, ref_ids: list[int], after_regions: bool) -> dict[int, Checked] | None: ...
+
+    def hues(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def keypoints(self, ref_id: int, inliers: int) -> tuple | None: ...
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What ``_verify`` needs besides the evidence: the stored measurements, how many candidates are verified,
+    the cosine margin, the references whose stored measurements are stale or new, the image (or None) and the
+    cascade's ``mirror_unless_inliers``."""
+
+    stored: StoredEvidence
+    top: int
+    margin: float
+    stale: set[int]
+    added: set[int]
+    measure: Measure | None
+    mirror_unless: int
+
+
+def _verify(ev: ListingEvidence, step: _Step) -> list[ListingEvidence] | None:
     """``cascade.verification.add_verification`` from stored results: the ``top`` candidates by region
     similarity get theirs.
 
@@ -159,28 +201,34 @@ def _verify(ev: ListingEvidence, stored: StoredEvidence, top: int, margin: float
     the scan did, to the last bit: it verifies exactly what the scan verified at this point (before or after the
     region search). Otherwise the candidates within ``margin`` of the last place may or may not be among them in
     a fresh scan: one copy of ``ev`` per way they can fill the places left (those whose measurement adds nothing
-    to the features count as one); None when one of them was never measured, or for too many ways."""
+    to the features count as one). The candidates verified together at one place are measured on the image
+    (``step.measure``) when their stored measurements cannot stand for what a fresh scan finds (``_stored_group``);
+    None without an image then, or for too many ways."""
+    stored, top, margin = step.stored, step.top, step.margin
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)
     after_regions = ev.regions_searched
-    old = [c for c in ranked if c.ref_id not in added]
-    if len(old) >= top and all(c.region_similarity < old[top - 1].region_similarity - margin
-                               for c in ranked if c.ref_id in added):
+    old = [c for c in ranked if c.ref_id not in step.added]
+    if stored.verified and len(old) >= top and all(c.region_similarity < old[top - 1].region_similarity - margin
+                                                   for c in ranked if c.ref_id in step.added):
         chosen = [c for c in ranked if c.inliers == NOT_VERIFIED and c.ref_id in stored.checked
                   and stored.checked[c.ref_id].after_regions == after_regions]
-        variant = _with_stored(ev, stored, chosen, stale)
-        return None if variant is None else [variant]
+        found = {c.ref_id: stored.checked[c.ref_id] for c in chosen}
+        if any(r in step.stale or f.distinctive == NOT_VERIFIED for r, f in found.items()):
+            return _measured(ev, step, chosen)
+        return [_with_found(ev, found)]
     if len(ranked) <= top:
         choices = [ranked]
     else:
         last = ranked[top - 1].region_similarity
         sure = [c for c in ranked if c.region_similarity - last >= margin]
         band = [c for c in ranked if abs(c.region_similarity - last) < margin]
-        if any(c.inliers == NOT_VERIFIED and (c.ref_id not in stored.checked or c.ref_id in stale) for c in band):
+        if step.measure is None and any(c.inliers == NOT_VERIFIED and _usable(stored, c.ref_id, step.stale) is None
+                                        for c in band):
             return None
         choices, seen = [], set()
         for chosen in combinations(band, top - len(sure)):
             key = frozenset(c.ref_id for c in chosen if c.inliers != NOT_VERIFIED
-                            or not _inert(stored.checked.get(c.ref_id)))
+                            or not _inert(_usable(stored, c.ref_id, step.stale)))
             if key not in seen:
                 seen.add(key)
                 choices.append(sure + list(chosen))
@@ -188,102 +236,85 @@ def _verify(ev: ListingEvidence, stored: StoredEvidence, top: int, margin: float
                 return None
     out = []
     for verified in choices:
-        variant = _with_stored(ev, stored, [c for c in verified if c.inliers == NOT_VERIFIED], stale)
-        if variant is None:
+        group = [c for c in verified if c.inliers == NOT_VERIFIED]
+        found = _stored_group(step, group)
+        variants = [_with_found(ev, found)] if found is not None else _measured(ev, step, group)
+        if variants is None:
             return None
-        out.append(variant)
+        out += variants
     return out
 
 
-def _with_stored(ev: ListingEvidence, stored: StoredEvidence, chosen: list[Candidate],
-                 stale: set[int]) -> ListingEvidence | None:
-    """A copy of ``ev`` whose ``chosen`` candidates carry their stored verification, or None when one was never
-    measured or its distinctive count is stale."""
-    found = {c.ref_id: stored.checked.get(c.ref_id) for c in chosen}
-    if any(f is None or r in stale for r, f in found.items()):
+def _measured(ev: ListingEvidence, step: _Step, group: list[Candidate]) -> list[ListingEvidence] | None:
+    """[a copy of ``ev`` whose ``group`` is verified on the image, together], or None without an image."""
+    found = step.measure.verify([c.ref_id for c in group], ev.regions_searched) if step.measure else None
+    if found is None:
         return None
+    variant = _with_found(ev, found)
+    variant.verification.update({r: step.measure.verification[r] for r in found})
+    variant.image_size = step.measure.image_size
+    return [variant]
+
+
+def _usable(stored: StoredEvidence, ref_id: int, stale: set[int]) -> Checked | None:
+    """The stored measurement against ``ref_id`` that still holds (None: never measured, or its distinctive
+    count stale)."""
+    found = stored.checked.get(ref_id)
+    if found is None or ref_id in stale or found.distinctive == NOT_VERIFIED:
+        return None
+    return found
+
+
+def _stored_group(step: _Step, group: list[Candidate]) -> dict[int, Checked] | None:
+    """The stored measurements of candidates a fresh scan verifies together, when they are what it finds: each
+    one usable, and the mirror image tried as then. The cascade skips the mirror image for a whole group when one
+    of its references verifies with ``mirror_unless`` inliers as the listing is (``features.sift.verify_against``),
+    so a measurement made in a group that tried it (or not) holds in one that does not (or does) only when the
+    mirror image did not win (or never: the mirror's count is unknown)."""
+    found = {c.ref_id: _usable(step.stored, c.ref_id, step.stale) for c in group}
+    if any(f is None for f in found.values()):
+        return None
+    if step.mirror_unless <= 0:
+        return found
+
+    def strong(f: Checked) -> bool:
+        return not f.mirrored and f.inliers >= step.mirror_unless
+
+    now = any(strong(f) for f in found.values())
+    then = {when: any(strong(f) for f in step.stored.checked.values() if f.after_regions == when)
+            for when in (False, True)}
+    if all(then[f.after_regions] == now or (not then[f.after_regions] and not f.mirrored) for f in found.values()):
+        return found
+    return None
+
+
+def _with_found(ev: ListingEvidence, found: dict[int, Checked]) -> ListingEvidence:
+    """A copy of ``ev`` whose candidates in ``found`` carry those verification results (and colour differences)."""
     variant = deepcopy(ev)
     for c in variant.candidates:
-        if c.ref_id in found:
-            f = found[c.ref_id]
+        f = found.get(c.ref_id)
+        if f is not None:
             c.inliers, c.distinctive, c.mirrored, c.verified_after_regions = (f.inliers, f.distinctive, f.mirrored,
                                                                               f.after_regions)
+            c.colour_distance = f.colour if c.inliers >= MIN_INLIERS else None
     variant.verified = True
     return variant
 
 
-def _inert(found) -> bool:
+def _inert(found: Checked | None) -> bool:
     """A stored verification that adds nothing to the features (at most chance inliers, no mirror, no colours):
     a fresh scan that verifies that candidate or not collects the same features."""
-    return (found.inliers <= CHANCE_INLIERS and found.distinctive <= CHANCE_INLIERS and not found.mirrored
-            and found.colour is None)
+    return (found is not None and found.inliers <= CHANCE_INLIERS and found.distinctive <= CHANCE_INLIERS
+            and not found.mirrored and found.colour is None)
 
 
-def _same_crops(ev: ListingEvidence, descriptor: np.ndarray, added: np.ndarray, margin: float) -> bool:
-    """Whether the region search embeds the crops it embedded then: every window's best cosine is an old
-    reference's, as then to the last bit (the added ones stay ``margin`` below it), so the windows rank as
-    they did."""
-    scores = np.asarray(ev.window_scores, np.float64)
-    if not len(scores) or not len(added):
-        return len(scores) > 0
-    windows = np.asarray(descriptor[WINDOW_ROWS], np.float32) @ added.T
-    return bool(np.all(windows.max(axis=1) < scores - margin))
-
-
-def _regions(refs: ReferenceIndex, ev: ListingEvidence, descriptor: np.ndarray, stored: StoredEvidence,
-             added: np.ndarray, added_ids: set[int], margin: float) -> bool:
-    """``cascade.regions.add_region_evidence`` from the stored crop vectors: each crop's ``PER_REGION`` nearest
-    references join the candidates. When the added references stay ``margin`` below every crop's last place,
-    the crops bring up what they brought up then (``stored.region_hits``). Otherwise False when a reference within
-    ``margin`` of a crop's last place (a fresh scan may or may not bring it up) would be a new candidate."""
-    crops = stored_crops(descriptor)
-    if not len(crops):
-        return False
-    sims, ids = refs.index.search(np.ascontiguousarray(crops), PER_REGION + len(added_ids) + BEYOND)
-    if np.any(ids[:, :PER_REGION] < 0):
-        return False
-    known = {c.ref_id for c in ev.candidates}
-    if stored.region_hits:
-        old_last = [row_sims[[r not in added_ids for r in row_ids.tolist()]][PER_REGION - 1]
-                    for row_sims, row_ids in zip(sims, ids)]
-        if not len(added) or np.all((crops @ added.T).max(axis=1) < np.asarray(old_last) - margin):
-            _add_region_candidates(refs, ev, descriptor, crops, set(stored.region_hits))
-            return True
-    sims, ids = sims[:, :PER_REGION + BEYOND], ids[:, :PER_REGION + BEYOND]
-    sure, doubtful = set(), set()
-    for row_sims, row_ids in zip(sims, ids):
-        last, next_ = row_sims[PER_REGION - 1], row_sims[PER_REGION]
-        if row_ids[-1] >= 0 and row_sims[-1] >= last - margin:
-            return False  # more near-ties than were fetched
-        for k, (s, r) in enumerate(zip(row_sims.tolist(), row_ids.tolist())):
-            if k < PER_REGION and s - next_ >= margin:
-                sure.add(int(r))
-            elif r >= 0 and s >= last - margin:
-                doubtful.add(int(r))
-    if doubtful - sure - known:
-        return False
-    _add_region_candidates(refs, ev, descriptor, crops, sure)
-    return True
-
-
-def _add_region_candidates(refs: ReferenceIndex, ev: ListingEvidence, descriptor: np.ndarray, crops: np.ndarray,
-                           hits: set[int]) -> None:
-    """What ``cascade.regions.add_region_evidence`` records of the crops and the references they brought up."""
-    add_region_hits(refs, ev, crops, hits, np.asarray(descriptor[0], np.float32))
-    ev.regions_searched, ev.region_vectors = True, crops
-
-
-def _colours(refs: ReferenceIndex, stored: StoredEvidence, ev: ListingEvidence) -> bool:
-    """``cascade.verification.add_colour_check`` from the stored hues and colour differences; False when the
-    scan did not measure them."""
+def _colours(refs: ReferenceIndex, stored: StoredEvidence, ev: ListingEvidence, measure: Measure | None) -> bool:
+    """``cascade.verification.add_colour_check``: the hues from those the scan stored, or from the image; the
+    colour differences came with the verification results (``_with_found``). False when neither has hues."""
     if not refs.colour_check:
         return True
-    if not stored.hues_measured:
+    measured, hues = (True, stored.hues) if stored.hues_measured else measure.hues() if measure else (False, None)
+    if not measured:
         return False
-    add_hue_agreement(refs, stored.hues, ev)
-    for c in ev.candidates:
-        if c.inliers >= MIN_INLIERS:
-            c.colour_distance = stored.checked[c.ref_id].colour
+    add_hue_agreement(refs, hues, ev)
     return True
-
-

@@ -23,7 +23,7 @@ from matcher.scan.ray_stages import CascadeStage  # noqa: E402
 from matcher.scan.writers import read_results  # noqa: E402
 from tests.conftest import DEMO, REPO  # noqa: E402
 
-SCORE_TOLERANCE = 1e-6
+SCORE_TOLERANCE = 2.5e-6  # scores are rounded to 6 decimals; an actor's CNN on other threads may flip the last digit
 
 
 @pytest.fixture(scope="module")
