@@ -129,16 +129,17 @@ def held_out_class(bench: Path, photos: int) -> str:
     return sorted(p.name for p in (bench / "references").iterdir() if p.is_dir())[photos]
 
 
-def base_index(bench: Path, photos: int) -> Path:
-    """The index of the references without ``held_out_class`` (built once)."""
-    index = WORK / f"index_without_{held_out_class(bench, photos)}"
+def base_index(bench: Path, photos: int, brand: str | None = None) -> Path:
+    """The index of the references without ``brand`` (default ``held_out_class``; built once)."""
+    brand = brand or held_out_class(bench, photos)
+    index = WORK / f"index_without_{brand}"
     try:
         Matcher.open(index)
     except (IndexMismatchError, IndexNotFoundError):
-        catalog = WORK / f"catalog_without_{held_out_class(bench, photos)}"
+        catalog = WORK / f"catalog_without_{brand}"
         if not catalog.exists():
             shutil.copytree(bench / "references", catalog)
-            shutil.rmtree(catalog / held_out_class(bench, photos))
+            shutil.rmtree(catalog / brand)
         build_index(catalog, index)
     return index
 
@@ -172,6 +173,8 @@ def bench_arguments(doc: str, mixes: tuple[str, ...] = ()) -> argparse.Namespace
     parser.add_argument("--seed", type=int, default=0)
     if mixes:
         parser.add_argument("--mix", choices=mixes, default=mixes[0])
+        parser.add_argument("--brand", help="the class left out of the index and added back (default: the class "
+                                            "after the copied photos' classes)")
     else:
         parser.add_argument("--clusters", choices=SCOPES, default="suspects",
                             help="which candidate pairs are verified (matcher scan --clusters)")

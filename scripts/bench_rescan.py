@@ -3,18 +3,19 @@ how many verdicts differ.
 
 Usage::
 
-    .venv/bin/python scripts/bench_rescan.py BENCH_DIR [--mix marketplace|clusters] [--listings 3000] [--seed 0]
+    .venv/bin/python scripts/bench_rescan.py BENCH_DIR [--mix marketplace|clusters] [--brand CLASS] [--listings 3000]
+        [--seed 0]
 
-Uses ``scripts/bench_clusters.py``'s index of the references without one class (built when missing) and one of
-two listing mixes: ``marketplace`` (the default), ``scripts/bench_marketplace.py``'s real everyday photos (the
-benchmark's ``none`` queries re-encoded) with 5% copies and other photos of catalog products; or ``clusters``,
-``scripts/bench_clusters.py``'s reposts among quadrants of the benchmark's shelf photos, which look like the
-catalog far more than marketplace traffic does (reused with its results when that script ran first). Scans the
-listings with that index when its results are missing, copies the index, adds the held-out class
+Uses ``scripts/bench_clusters.py``'s index of the references without one class (``--brand``, by default the
+class after the copied photos' classes; built when missing) and one of two listing mixes: ``marketplace`` (the
+default), ``scripts/bench_marketplace.py``'s real everyday photos (the benchmark's ``none`` queries re-encoded)
+with 5% copies and other photos of catalog products; or ``clusters``, ``scripts/bench_clusters.py``'s reposts among
+quadrants of the benchmark's shelf photos, which look like the catalog far more than marketplace traffic does.
+Scans the listings with that index when its results are missing, copies the index, adds the held-out class
 (``add_to_index``), then times ``rescan`` of the old results and a fresh ``scan`` of the same listings with the
-new version (model loaded and warmed up before either; both in this process), and compares them listing by listing: verdicts,
-brands of matches, and the closest brand a ``no_match`` row names (a near tie of two low scores may fall either
-way from stored float16 descriptors: ``matcher.scan.rescore.score_stored``).
+new version (model loaded and warmed up before either; both in this process), and compares them listing by
+listing: verdicts, brands of matches, and the closest brand a ``no_match`` row names (a near tie of two low
+scores may fall either way from stored float16 descriptors: ``matcher.scan.rescore.score_stored``).
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ from matcher.scan import read_results  # noqa: E402
 
 def main() -> int:
     args = bench_arguments(__doc__, mixes=("marketplace", "clusters"))
-    index = base_index(args.bench_dir, args.photos)
+    brand = args.brand or held_out_class(args.bench_dir, args.photos)
+    index = base_index(args.bench_dir, args.photos, brand)
     if args.mix == "clusters":
         manifest, _ = make_listings(args.bench_dir, args.listings, args.photos, args.seed)
-        old = WORK / "results.jsonl"
+        old = WORK / f"clusters_{args.listings}_{index.name}.jsonl"
     else:
         manifest, _ = bench_marketplace.make_listings(args.bench_dir, args.listings, 0.05, args.seed)
         old = WORK / f"marketplace_{args.listings}_{index.name}.jsonl"
@@ -47,7 +49,6 @@ def main() -> int:
     added = WORK / "index_added"
     shutil.rmtree(added, ignore_errors=True)
     shutil.copytree(index, added)
-    brand = held_out_class(args.bench_dir, args.photos)
     catalog = WORK / "catalog_added"
     shutil.rmtree(catalog, ignore_errors=True)
     shutil.copytree(args.bench_dir / "references" / brand, catalog / brand)

@@ -10,7 +10,7 @@ Two feature tables come out of it:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -79,6 +79,12 @@ class ListingEvidence:
     def window_similarity(self) -> float:
         """Best cosine of any feature-map window to any reference (gate.py); -1 when no window was searched."""
         return max(self.window_scores, default=-1.0)
+
+    def branch(self) -> "ListingEvidence":
+        """A copy whose candidates, verification results and negatives can change without touching this one (the
+        arrays, which the stages replace rather than change, are shared)."""
+        return replace(self, candidates=[replace(c) for c in self.candidates], verification=dict(self.verification),
+                       prototype_similarity=dict(self.prototype_similarity), negatives=list(self.negatives))
 
 
 # Feature names; the "global" scorer reads only the first GLOBAL_* columns, the full scorer all of them.

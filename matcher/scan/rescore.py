@@ -25,7 +25,6 @@ choice of crops, too many ways), ``restore_evidence`` returns None and the calle
 """
 from __future__ import annotations
 
-from copy import deepcopy
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Protocol
@@ -171,7 +170,9 @@ class Measure(Protocol):
     image_size: tuple[int, int]
     verification: dict
 
-    def verify(self, ref_ids: list[int], after_regions: bool) -> dict[int, Checked] | None: ...
+    def plain_inliers(self, ref_ids: list[int]) -> dict[int, int] | None: ...
+
+    def verify(self, ref_ids: list[int], mirror: bool, after_regions: bool) -> dict[int, Checked] | None: ...
 
     def hues(self) -> tuple[bool, np.ndarray | None]: ...
 
@@ -246,12 +247,28 @@ def _verify(ev: ListingEvidence, step: _Step) -> list[ListingEvidence] | None:
 
 
 def _measured(ev: ListingEvidence, step: _Step, group: list[Candidate]) -> list[ListingEvidence] | None:
-    """[a copy of ``ev`` whose ``group`` is verified on the image, together], or None without an image."""
-    found = step.measure.verify([c.ref_id for c in group], ev.regions_searched) if step.measure else None
-    if found is None:
+    """[a copy of ``ev`` whose ``group`` (the candidates a fresh scan verifies together at this step) carries what
+    that verification finds]: the stored measurements that hold, the others made on the image (``step.measure``);
+    None without an image.
+
+    Whether the cascade tries the mirror image for the group depends on all of it (none verifies with
+    ``mirror_unless`` inliers as the listing is): the new references are first verified as the listing is, then
+    every one that needs it gets the mirror image too."""
+    if step.measure is None:
         return None
-    variant = _with_found(ev, found)
-    variant.verification.update({r: step.measure.verification[r] for r in found})
+    found = {c.ref_id: _usable(step.stored, c.ref_id, step.stale) for c in group}
+    missing = [r for r, f in found.items() if f is None]
+    plain = step.measure.plain_inliers(missing)
+    if plain is None:
+        return None
+    limit = step.mirror_unless
+    now = limit > 0 and (any(_strong(f, limit) for f in found.values() if f is not None)
+                         or any(n >= limit for n in plain.values()))
+    then = _strong_then(step.stored, limit)
+    missing += [r for r, f in found.items() if f is not None and not _holds(f, then, now)]
+    live = step.measure.verify(missing, mirror=not now, after_regions=ev.regions_searched)
+    variant = _with_found(ev, {**found, **live})
+    variant.verification.update({r: step.measure.verification[r] for r in live})
     variant.image_size = step.measure.image_size
     return [variant]
 
@@ -274,23 +291,32 @@ def _stored_group(step: _Step, group: list[Candidate]) -> dict[int, Checked] | N
     found = {c.ref_id: _usable(step.stored, c.ref_id, step.stale) for c in group}
     if any(f is None for f in found.values()):
         return None
-    if step.mirror_unless <= 0:
-        return found
+    limit = step.mirror_unless
+    now = limit > 0 and any(_strong(f, limit) for f in found.values())
+    then = _strong_then(step.stored, limit)
+    return found if all(_holds(f, then, now) for f in found.values()) else None
 
-    def strong(f: Checked) -> bool:
-        return not f.mirrored and f.inliers >= step.mirror_unless
 
-    now = any(strong(f) for f in found.values())
-    then = {when: any(strong(f) for f in step.stored.checked.values() if f.after_regions == when)
+def _strong(found: Checked, limit: int) -> bool:
+    """Whether a measurement verified with ``limit`` inliers as the listing is (not mirrored). Exact for a stored
+    one too: a mirrored result means the mirror image was tried, so none of its group was that strong."""
+    return not found.mirrored and found.inliers >= limit
+
+
+def _strong_then(stored: StoredEvidence, limit: int) -> dict[bool, bool]:
+    """Per step of the scan (verified after the regions or not): whether it skipped the mirror image."""
+    return {when: limit > 0 and any(_strong(f, limit) for f in stored.checked.values() if f.after_regions == when)
             for when in (False, True)}
-    if all(then[f.after_regions] == now or (not then[f.after_regions] and not f.mirrored) for f in found.values()):
-        return found
-    return None
+
+
+def _holds(found: Checked, then: dict[bool, bool], now: bool) -> bool:
+    """Whether a stored measurement is what a group that tries the mirror image (``now`` False) or not finds."""
+    return then[found.after_regions] == now or (not then[found.after_regions] and not found.mirrored)
 
 
 def _with_found(ev: ListingEvidence, found: dict[int, Checked]) -> ListingEvidence:
     """A copy of ``ev`` whose candidates in ``found`` carry those verification results (and colour differences)."""
-    variant = deepcopy(ev)
+    variant = ev.branch()
     for c in variant.candidates:
         f = found.get(c.ref_id)
         if f is not None:

@@ -9,7 +9,6 @@ again.
 """
 from __future__ import annotations
 
-from copy import deepcopy
 from itertools import combinations
 
 import numpy as np
@@ -95,7 +94,7 @@ def _add_region_candidates(refs: ReferenceIndex, ev: ListingEvidence, descriptor
                            hits: set[int]) -> ListingEvidence:
     """A copy of ``ev`` with what ``cascade.regions.add_region_evidence`` records of the crops and the references
     they brought up."""
-    searched = deepcopy(ev)
+    searched = ev.branch()
     add_region_hits(refs, searched, crops, hits, np.asarray(descriptor[0], np.float32))
     searched.regions_searched, searched.region_vectors = True, crops
     return searched

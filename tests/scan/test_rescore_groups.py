@@ -5,19 +5,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.cascade import Candidate
+from matcher.cascade import Candidate, ListingEvidence
 from matcher.cascade.evidence import NOT_VERIFIED
 from matcher.cascade.stored_evidence import Checked, StoredEvidence
-from matcher.scan.rescore import _Step, _stored_group
+from matcher.scan.rescore import _measured, _Step, _stored_group
 from matcher.scan.restored_regions import _clear_first
 
 MIRROR_UNLESS = 40
 
 
-def _step(checked: dict[int, Checked], stale: frozenset[int] = frozenset()) -> _Step:
+def _step(checked: dict[int, Checked], stale: frozenset[int] = frozenset(), measure=None) -> _Step:
     stored = StoredEvidence(verified=True, checked=checked)
-    return _Step(stored, top=6, margin=0.002, stale=set(stale), added=set(), measure=None,
+    return _Step(stored, top=6, margin=0.002, stale=set(stale), added=set(), measure=measure,
                  mirror_unless=MIRROR_UNLESS)
+
+
+class FakeImage:
+    """An image whose plain inlier counts are given; records what it is asked to verify."""
+
+    image_size = (640, 480)
+
+    def __init__(self, plain: dict[int, int]):
+        self.plain, self.asked, self.verification = plain, [], {}
+
+    def plain_inliers(self, ref_ids):
+        return {r: self.plain[r] for r in ref_ids}
+
+    def verify(self, ref_ids, mirror, after_regions):
+        self.asked.append((sorted(ref_ids), mirror))
+        self.verification.update({r: None for r in ref_ids})
+        return {r: Checked(self.plain[r], self.plain[r], False, None, after_regions) for r in ref_ids}
 
 
 def _group(*ref_ids: int) -> list[Candidate]:
@@ -58,3 +75,20 @@ def test_crops_are_the_same_only_when_the_best_windows_lead_clearly():
     assert _clear_first(np.array([0.9, 0.8, 0.7, 0.6, 0.5]), 3, 0.01) == frozenset({0, 1, 2})
     assert _clear_first(np.array([0.5, 0.9, 0.6, 0.8, 0.7]), 3, 0.01) == frozenset({1, 3, 4})
     assert _clear_first(np.array([0.9, 0.8, 0.7, 0.695, 0.5]), 3, 0.01) is None
+
+
+def test_the_image_verifies_only_the_new_reference_and_tries_the_mirror_as_the_group_would():
+    checked = {1: Checked(12, 10, False, None), 2: Checked(8, 8, False, None)}  # mirror tried then, it did not win
+    evidence = ListingEvidence(_group(1, 2, 3), 0.1)
+    weak = FakeImage({3: 5})
+    variant, = _measured(evidence, _step(checked, measure=weak), _group(1, 2, 3))
+    assert weak.asked == [([3], True)]  # nobody verifies with 40 as it is: the group tries the mirror image
+    assert [c.inliers for c in variant.candidates] == [12, 8, 5] and variant.image_size == (640, 480)
+    strong = FakeImage({3: 60})
+    _measured(evidence, _step(checked, measure=strong), _group(1, 2, 3))
+    assert strong.asked == [([3], False)]  # 3 verifies with 60: no mirror image for the group; 1 and 2 hold
+    won = {1: Checked(12, 10, True, None), 2: Checked(8, 8, False, None)}  # the mirror image won for 1 then
+    again = FakeImage({1: 9, 3: 60})
+    _measured(evidence, _step(won, measure=again), _group(1, 2, 3))
+    assert again.asked == [([1, 3], False)]  # 1 as it is is unknown: measured too
+    assert _measured(evidence, _step(checked), _group(1, 2, 3)) is None  # no image at hand
