@@ -34,6 +34,9 @@ class BuildSettings:
     whitening_shrinkage : eigenvalue shrinkage, as a fraction of the mean eigenvalue
     copies_per_reference : edited copies made of each reference (``make_listings`` of ``calibration.py``)
     background_listings : synthetic listings made from everyday photos
+    background_left_out : fit the scorer on each everyday listing's background similarity without the listings
+        cut from its own photo (the index's background vectors are these listings: with them, every one scores
+        1.0, while real everyday photos score 0.1-0.5)
     recoloured_share : share of the references that give a recoloured sister listing
     sister_weight : how many times the scorer counts each sister listing. Marketplace traffic holds far more
         products the catalog lacks that look like one it has than genuine listings, and one sister per reference
@@ -60,6 +63,7 @@ class BuildSettings:
     whitening_shrinkage: float = 1.0
     copies_per_reference: int = 3
     background_listings: int = 120
+    background_left_out: bool = False
     recoloured_share: float = 0.5
     sister_weight: float = 16.0
     shared_neighbours: int = 10
@@ -129,6 +133,8 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
     say(f"calibrating scores on {len(listings)} synthetic listings")
     evidence = collect_evidence(refs, embedder, [s.image for s in listings], CascadeSettings(force_full=True),
                                 exclude=[set(s.exclude) for s in listings])
+    if settings.background_left_out:
+        leave_background_out(evidence, listings, whitening.apply(listing_raw), refs.background)
     if len(refs.likeness):  # each listing's likeness without the listings made from its own references
         hidden = [source_references(s) for s in listings]
         for ev, likeness in zip(evidence, refs.likeness.leaving_out(listing_raw, hidden)):
@@ -150,6 +156,18 @@ def build_index(catalog_dir: str | Path, out_dir: str | Path, *, embedder: Embed
         }, keep=settings.keep_versions)
     say(f"published {published}")
     return published
+
+
+def leave_background_out(evidence, listings: list[SyntheticListing], vectors: np.ndarray,
+                         background: np.ndarray) -> None:
+    """Set each everyday listing's ``background_similarity`` to its best cosine with the background vectors of
+    the other everyday photos (``vectors``: the listings' whitened descriptors (n, d); ``background``: those of
+    the everyday listings, in their order (m, d))."""
+    photos = np.asarray([s.photo for s in listings if s.kind == "background"])
+    for ev, listing, vector in zip(evidence, listings, vectors):
+        if listing.kind == "background":
+            others = background[photos != listing.photo]
+            ev.background_similarity = float((others @ vector).max()) if len(others) else -1.0
 
 
 def _fit_whitening(samples: np.ndarray, settings: BuildSettings) -> Whitening:

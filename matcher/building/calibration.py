@@ -39,6 +39,7 @@ class SyntheticListing:
     brand: str
     ref_id: int  # the copied reference for kind == copy, else -1
     exclude: frozenset[int]
+    photo: int = -1  # for kind == background, the everyday photo it was cut from (its index), else -1
 
 
 def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Sequence[int],
@@ -66,10 +67,11 @@ def make_listings(images: Sequence[Image.Image], brands: Sequence[str], ids: Seq
             edited, _ = augment.listing_edit(image, rng)
         out.append(SyntheticListing(edited, "sister", brand, -1, frozenset(ids_of_brand[brand])))
     for _ in range(background_count):
-        photo = edits.random_crop(backgrounds[int(rng.integers(len(backgrounds)))], rng)
+        source = int(rng.integers(len(backgrounds)))
+        photo = edits.random_crop(backgrounds[source], rng)
         if rng.random() < 0.5:
             photo, _ = augment.copy_edit(photo, rng, backgrounds)
-        out.append(SyntheticListing(edits.finish(photo), "background", "", -1, frozenset()))
+        out.append(SyntheticListing(edits.finish(photo), "background", "", -1, frozenset(), source))
     for image, brand, ref_id in zip(images, brands, ids):  # last, so the listings above do not depend on it
         if len(ids_of_brand[brand]) > 1 and rng.random() < recoloured_share:
             edited, _ = augment.recoloured(image, rng)
