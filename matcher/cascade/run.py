@@ -27,7 +27,7 @@ from .scoring import MatchResult
 from .search import global_evidence, set_window_scores, whiten_windows
 from .settings import CascadeSettings
 from .stored_evidence import StoredEvidence
-from .threads import one_blas_thread
+from .threads import one_maths_thread
 from .verification import add_colour_check, add_verification, hidden_brands_of, settled
 
 
@@ -35,7 +35,7 @@ def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Imag
                 settings: CascadeSettings = CascadeSettings()) -> list[MatchResult]:
     """Match decoded RGB images against an index version; one MatchResult per image, same order (BLAS on one
     thread throughout, see ``collect_evidence``)."""
-    with one_blas_thread():
+    with one_maths_thread():
         evidence = collect_evidence(version.refs, embedder, images, settings, scorer=version.scorer)
         return [replace(score_with_feedback(version.refs, version.scorer, ev), descriptor=ev.descriptor)
                 for ev in evidence]
@@ -60,7 +60,7 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
     if not images:
         return []
     exclude = hidden_references(refs, exclude, len(images))
-    with one_blas_thread():
+    with one_maths_thread():
         raw, windows = embedder.describe_with_windows(list(images))
         vectors, windows = refs.whitening.apply(raw), whiten_windows(refs, windows)
         evidence = _global_stage(refs, vectors, windows, settings, exclude)

@@ -45,7 +45,7 @@ from typing import Iterator
 import numpy as np
 
 from ..cascade import Matcher, gate_margin, global_stage
-from ..cascade.threads import one_blas_thread
+from ..cascade.threads import one_maths_thread
 from ..cascade.descriptors import WINDOW_ROWS, stored_evidence, with_evidence
 from ..cascade.evidence import NOT_VERIFIED
 from ..errors import ImageError, IndexMismatchError
@@ -141,7 +141,7 @@ def rescan(results: str | os.PathLike, matcher: Matcher, out: str | os.PathLike,
     with open_writer(out, extra_fields=extras) as writer, \
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-rescan") as pool:
         for chunk in _chunks([first] if first else [], rows, settings.chunk):
-            with one_blas_thread():  # small searches and products: BLAS's idle threads would only spin
+            with one_maths_thread():  # small searches and products: idle BLAS and OpenMP threads would only spin
                 judged = list(plan.judge(chunk, history, top_k, audit, extras, pool))
             for old, new, descriptor, how in judged:
                 if how.endswith("_past_gate"):
@@ -262,7 +262,7 @@ class _Plan:
         if not self.stale & evidence.checked.keys():
             return descriptor
         # their other measurements stay: whether a group of them tried the mirror image depends on all of them
-        evidence.checked = {r: replace(found, distinctive=NOT_VERIFIED) if r in self.stale else found
+        evidence.checked = {r: replace(found, distinctive=NOT_VERIFIED) if r in self.stale and found.inliers else found
                             for r, found in evidence.checked.items()}
         return with_evidence(descriptor, raw_dim, evidence)
 

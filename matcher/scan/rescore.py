@@ -213,8 +213,8 @@ def _verify(ev: ListingEvidence, step: _Step) -> list[ListingEvidence] | None:
                                                    for c in ranked if c.ref_id in step.added):
         chosen = [c for c in ranked if c.inliers == NOT_VERIFIED and c.ref_id in stored.checked
                   and stored.checked[c.ref_id].after_regions == after_regions]
-        found = {c.ref_id: stored.checked[c.ref_id] for c in chosen}
-        if any(r in step.stale or f.distinctive == NOT_VERIFIED for r, f in found.items()):
+        found = {c.ref_id: _usable(stored, c.ref_id, step.stale) for c in chosen}
+        if any(f is None for f in found.values()):
             return _measured(ev, step, chosen)
         return [_with_found(ev, found)]
     if len(ranked) <= top:
@@ -275,11 +275,13 @@ def _measured(ev: ListingEvidence, step: _Step, group: list[Candidate]) -> list[
 
 def _usable(stored: StoredEvidence, ref_id: int, stale: set[int]) -> Checked | None:
     """The stored measurement against ``ref_id`` that still holds (None: never measured, or its distinctive
-    count stale)."""
+    count stale: the reference's shared keypoints changed, and some inliers may now lie on them or off them)."""
     found = stored.checked.get(ref_id)
-    if found is None or ref_id in stale or found.distinctive == NOT_VERIFIED:
+    if found is None:
         return None
-    return found
+    if found.inliers == 0:  # no inlier, none distinctive, whichever keypoints are shared
+        return replace(found, distinctive=0)
+    return None if ref_id in stale or found.distinctive == NOT_VERIFIED else found
 
 
 def _stored_group(step: _Step, group: list[Candidate]) -> dict[int, Checked] | None:

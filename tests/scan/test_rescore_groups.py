@@ -52,6 +52,8 @@ def test_a_reference_never_measured_or_stale_needs_the_image():
     assert _stored_group(_step(checked), _group(1, 3)) is None  # 3 was never verified
     assert _stored_group(_step(checked), _group(2)) is None  # its distinctive count was marked stale
     assert _stored_group(_step(checked, frozenset({1})), _group(1)) is None
+    nothing = {5: Checked(0, NOT_VERIFIED, False, None)}  # no inlier: none distinctive, whatever is shared now
+    assert _stored_group(_step(nothing, frozenset({5})), _group(5)) == {5: Checked(0, 0, False, None)}
 
 
 def test_a_group_that_would_try_the_mirror_image_where_the_scan_did_not_needs_the_image():
