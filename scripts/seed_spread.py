@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     print(f"{'seed':<8}" + "".join(f"{k:>19}" for k in KEYS), flush=True)
     rows = []
     for seed in args.seeds:
-        metrics = run_benchmark(args.bench_dir, args.work_dir / f"seed{seed}", build_settings=build_settings(args.setting, seed),
+        metrics = run_benchmark(args.bench_dir, args.work_dir / f"seed{seed}",
+                                build_settings=build_settings(args.setting, seed),
                                 progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
         rows.append([float(metrics[k]) for k in KEYS])
         print(f"{seed:<8}" + "".join(f"{v:>19.3f}" for v in rows[-1]), flush=True)

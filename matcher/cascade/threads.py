@@ -22,8 +22,9 @@ from threadpoolctl import ThreadpoolController
 @functools.lru_cache(maxsize=1)
 def _controller() -> ThreadpoolController:
     """The thread pools of the libraries loaded at the first call, which include those the cascade calls (numpy's,
-    FAISS's and OpenCV's OpenBLAS, FAISS's OpenMP: imported here first). Inspecting them is not cheap, so it is done once per
-    process; a BLAS loaded later (e.g. SciPy's) keeps its threads, which is harmless: the cascade does not call it."""
+    FAISS's and OpenCV's OpenBLAS, FAISS's OpenMP: imported here first). Inspecting them is not cheap, so it is
+    done once per process; a BLAS loaded later (e.g. SciPy's) keeps its threads, which is harmless: the cascade does
+    not call it."""
     import cv2  # noqa: F401  (loaded here so that their BLAS libraries are in the list)
     import faiss  # noqa: F401
     import numpy  # noqa: F401

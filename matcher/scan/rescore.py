@@ -87,8 +87,9 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
         if not (stored.regions_searched and settings.region_grid == 2
                 and same_crops(refs, first, descriptor, added, added_ids, settings.region_crops_kept, margin)):
             return None
-        for searched in region_variants(refs, first, descriptor, stored.region_hits, added, added_ids, margin) or [None]:
-            found = _verify(searched, step) if searched is not None else None
+        searched = region_variants(refs, first, descriptor, stored.region_hits, added, added_ids, margin)
+        for each in searched or [None]:
+            found = _verify(each, step) if each is not None else None
             if not found:
                 return None
             variants += found
