@@ -36,7 +36,8 @@ class BuildSettings:
     background_listings : synthetic listings made from everyday photos
     background_left_out : fit the scorer on each everyday listing's background similarity without the listings
         cut from its own photo (the index's background vectors are these listings: with them, every one scores
-        1.0, while real everyday photos score 0.1-0.5)
+        1.0, while real everyday photos score 0.1-0.5). Off: it lowered devbench's metrics over three seeds
+        (docs/benchmarks.md, "Scorer and features")
     recoloured_share : share of the references that give a recoloured sister listing
     sister_weight : how many times the scorer counts each sister listing. Marketplace traffic holds far more
         products the catalog lacks that look like one it has than genuine listings, and one sister per reference
