@@ -68,8 +68,8 @@ def add_region_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequen
 
 
 def add_panel_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Image, ev: ListingEvidence,
-                      query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *, per_region: int = PER_REGION,
-                      exclude: set[int] | None = None) -> None:
+                       query_vector: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], *,
+                       per_region: int = PER_REGION, exclude: set[int] | None = None) -> None:
     """The region search over the photos of one multi-photo listing (``layout.photo_panels``), on top of its
     regions: each panel's nearest references join the candidates and raise their region similarity. The
     listing's kept crops (``region_vectors``) stay those of ``add_region_evidence``; ``panels_searched`` says more
@@ -81,7 +81,7 @@ def add_panel_evidence(refs: ReferenceIndex, embedder: Embedder, image: Image.Im
 
 
 def add_region_hits(refs: ReferenceIndex, ev: ListingEvidence, regions: np.ndarray, hits: set[int],
-              query_vector: np.ndarray) -> None:
+                    query_vector: np.ndarray) -> None:
     """References ``hits`` that regions (whitened crop vectors (k, d)) brought up join the candidates (whole-image
     cosine from ``query_vector``, whitened (d,)); every candidate's region similarity is raised to its best cosine
     with them. A re-scan calls it with the crops a scan kept (``scan.rescore``)."""

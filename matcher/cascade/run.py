@@ -33,8 +33,8 @@ from .verification import add_colour_check, add_verification, hidden_brands_of, 
 
 def run_cascade(version: IndexVersion, embedder: Embedder, images: Sequence[Image.Image],
                 settings: CascadeSettings = CascadeSettings()) -> list[MatchResult]:
-    """Match decoded RGB images against an index version; one MatchResult per image, same order (BLAS on one
-    thread throughout, see ``collect_evidence``)."""
+    """Match decoded RGB images against an index version; one MatchResult per image, same order (BLAS and OpenMP
+    on one thread throughout, see ``collect_evidence``)."""
     with one_maths_thread():
         evidence = collect_evidence(version.refs, embedder, images, settings, scorer=version.scorer)
         return [replace(score_with_feedback(version.refs, version.scorer, ev), descriptor=ev.descriptor)
@@ -52,8 +52,8 @@ def collect_evidence(refs: ReferenceIndex, embedder: Embedder, images: Sequence[
         disabled references are hidden from every image (``feedback.py``), which also gathers the negative
         examples each listing is near
 
-    BLAS runs on one thread meanwhile (``threads.py``: its idle threads would spin on the cores the CNN and SIFT
-    need).
+    BLAS and OpenMP run on one thread meanwhile (``threads.py``: their idle threads would spin on the cores the
+    CNN and SIFT need).
     """
     if scorer is None and not settings.force_full:
         raise ValueError("collect_evidence needs the index's scorer for its gate, unless settings.force_full")

@@ -24,24 +24,14 @@ def add_verification(refs: ReferenceIndex, query: LocalFeatures, ev: ListingEvid
     """
     ranked = sorted(ev.candidates, key=lambda c: -c.region_similarity)[:top]
     todo = [c for c in ranked if c.inliers == NOT_VERIFIED]  # the others were verified before the region search
-    found = verify_references(refs, query, [c.ref_id for c in todo], hidden_brands, mirror_unless)
-    for c, (result, distinctive) in zip(todo, found):
+    rows = [refs.row_of_id[c.ref_id] for c in todo]
+    references = [refs.local_features[row] for row in rows]
+    found = verify_against(query, references, query_mirrored=mirror_features(query), mirror_unless=mirror_unless)
+    for c, row, result in zip(todo, rows, found):
         c.inliers, c.mirrored, c.verified_after_regions = result.inliers, result.mirrored, ev.regions_searched
-        c.distinctive = distinctive
+        c.distinctive = distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands)
         ev.verification[c.ref_id] = result
     ev.verified = True
-
-
-def verify_references(refs: ReferenceIndex, query: LocalFeatures, ref_ids: list[int],
-                      hidden_brands: frozenset[str] = frozenset(), mirror_unless: int = 0
-                      ) -> list[tuple[Verification, int]]:
-    """(SIFT verification, distinctive inliers) of one listing against each of ``ref_ids``, verified together:
-    whether the mirror image is tried depends on all of them (``mirror_unless``, as in ``add_verification``)."""
-    rows = [refs.row_of_id[r] for r in ref_ids]
-    found = verify_against(query, [refs.local_features[row] for row in rows], query_mirrored=mirror_features(query),
-                           mirror_unless=mirror_unless)
-    return [(result, distinctive_inliers(refs.shared_keypoints[row], result.reference_index, hidden_brands))
-            for row, result in zip(rows, found)]
 
 
 def add_colour_check(refs: ReferenceIndex, image: Image.Image, ev: ListingEvidence) -> None:

@@ -262,11 +262,8 @@ def _measured(ev: ListingEvidence, step: _Step, group: list[Candidate]) -> list[
     plain = step.measure.plain_inliers(missing)
     if plain is None:
         return None
-    limit = step.mirror_unless
-    now = limit > 0 and (any(_strong(f, limit) for f in found.values() if f is not None)
-                         or any(n >= limit for n in plain.values()))
-    then = _strong_then(step.stored, limit)
-    missing += [r for r, f in found.items() if f is not None and not _holds(f, then, now)]
+    now = _skips_mirror(step, found, plain)
+    missing += _not_holding(step, found, now)
     live = step.measure.verify(missing, mirror=not now, after_regions=ev.regions_searched)
     variant = _with_found(ev, {**found, **live})
     variant.verification.update({r: step.measure.verification[r] for r in live})
@@ -294,10 +291,23 @@ def _stored_group(step: _Step, group: list[Candidate]) -> dict[int, Checked] | N
     found = {c.ref_id: _usable(step.stored, c.ref_id, step.stale) for c in group}
     if any(f is None for f in found.values()):
         return None
+    return None if _not_holding(step, found, _skips_mirror(step, found, {})) else found
+
+
+def _skips_mirror(step: _Step, found: dict[int, Checked | None], plain: dict[int, int]) -> bool:
+    """Whether a fresh scan skips the mirror image for a group: one of its references verifies with
+    ``mirror_unless`` inliers as the listing is (``found``: stored measurements, None where missing; ``plain``:
+    the missing ones' inliers as the listing is)."""
     limit = step.mirror_unless
-    now = limit > 0 and any(_strong(f, limit) for f in found.values())
-    then = _strong_then(step.stored, limit)
-    return found if all(_holds(f, then, now) for f in found.values()) else None
+    return limit > 0 and (any(_strong(f, limit) for f in found.values() if f is not None)
+                          or any(n >= limit for n in plain.values()))
+
+
+def _not_holding(step: _Step, found: dict[int, Checked | None], now: bool) -> list[int]:
+    """The references of ``found`` whose stored measurement is not what a group that skips the mirror image
+    (``now``) or tries it finds."""
+    then = _strong_then(step.stored, step.mirror_unless)
+    return [r for r, f in found.items() if f is not None and not _holds(f, then, now)]
 
 
 def _strong(found: Checked, limit: int) -> bool:
