@@ -59,6 +59,7 @@ from .ranking import rank_results
 from .reach import Reach
 from .remeasure import ImageMeasurements, ImageWanted
 from .rescore import Measure, restore_evidence, score_stored
+from .restored_regions import same_crops
 from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
 from .writers import RESULT_FIELDS, iter_results, open_writer
@@ -227,7 +228,7 @@ class _Plan:
                 new = self._rescored(row, ev, vector, gate, top_k, audit, extras, probe)
                 if new is not None:
                     decided[row["position"]] = (new, vector, "rescored" if stopped else "rescored_past_gate")
-                elif probe.wanted:
+                elif probe.wanted and not self._crops_move(ev, vector):
                     wanted.append((row, ev, vector, gate))
         # the image gives what the scan did not measure, short of the CNN (remeasure.py)
         images = {}  # position -> decoded image, for those still to match in full
@@ -274,6 +275,17 @@ class _Plan:
                                 else (scorer.verify_gate, self.tolerances.brand_logit))
         distance = [logit(threshold + margin) - logit(threshold) for margin in gate_margin(scorer, evidence)]
         return np.asarray([0 if abs(d) < tolerance else np.sign(d) for d in distance], int)
+
+    def _crops_move(self, ev, vector: np.ndarray) -> bool:
+        """Whether the region search the scan ran for a listing would embed other crops now (``same_crops``):
+        then measuring its local features alone would not do, and it is read and matched in full at once rather
+        than SIFT-extracted twice. (Unless an added reference settles it, which a listing that needs its image
+        for an added reference's inliers rarely is.)"""
+        stored = stored_evidence(vector, self.matcher.version.refs.raw_descriptors.shape[1])
+        settings = self.matcher.settings
+        return (stored is not None and stored.regions_searched and settings.regions
+                and not same_crops(self.matcher.version.refs, ev, vector, self.reach.added, self.reach.added_ids,
+                                   settings.region_crops_kept, self.tolerances.cosine))
 
     def _measurements(self, listing: Listing) -> ImageMeasurements | ImageError:
         """The listing's image read again, its local features extracted (in a worker thread)."""
