@@ -11,14 +11,17 @@ class after the copied photos' classes; built when missing) and one of two listi
 default), ``scripts/bench_marketplace.py``'s real everyday photos (the benchmark's ``none`` queries re-encoded)
 with 5% copies and other photos of catalog products; or ``clusters``, ``scripts/bench_clusters.py``'s reposts among
 quadrants of the benchmark's shelf photos, which look like the catalog far more than marketplace traffic does.
-Scans the listings with that index when its results are missing, copies the index, adds the held-out class
-(``add_to_index``), then times ``rescan`` of the old results and a fresh ``scan`` of the same listings with the
-new version (model loaded and warmed up before either; both in this process), and compares them listing by
-listing: verdicts, brands of matches, and the closest brand a ``no_match`` row names (a near tie of two low
-scores may fall either way from stored float16 descriptors: ``matcher.scan.rescore.score_stored``).
+Scans the listings with that index when its results are missing or made with other cascade settings, copies
+the index, adds the held-out class (``add_to_index``), then times ``rescan`` of the old results and a fresh
+``scan`` of the same listings with the new version (model loaded and warmed up before either; both in this
+process), and compares them listing by listing: verdicts, brands of matches, and the closest brand a ``no_match``
+row names (a near tie of two low scores may fall either way from stored float16 descriptors:
+``matcher.scan.rescore.score_stored``).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+import json
 from pathlib import Path
 import shutil
 import sys
@@ -31,6 +34,7 @@ from bench_clusters import WORK, base_index, bench_arguments, held_out_class, ma
 import bench_marketplace  # noqa: E402
 
 from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
+from matcher.cascade import CascadeSettings  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
 
 
@@ -44,8 +48,9 @@ def main() -> int:
     else:
         manifest, _ = bench_marketplace.make_listings(args.bench_dir, args.listings, 0.05, args.seed)
         old = WORK / f"marketplace_{args.listings}_{index.name}.jsonl"
-    if not old.with_name(old.name + ".descriptors.npy").is_file():
-        scan(manifest, Matcher.open(index), old)
+    meta = old.with_name(old.name + ".descriptors.json")
+    if not meta.is_file() or json.loads(meta.read_text()).get("cascade") != asdict(CascadeSettings()):
+        scan(manifest, Matcher.open(index), old)  # a history of older settings is read again past the gate
     added = WORK / "index_added"
     shutil.rmtree(added, ignore_errors=True)
     shutil.copytree(index, added)

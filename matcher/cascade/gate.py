@@ -18,7 +18,8 @@ A listing that passes must also be *like* the catalog's listings (``index.likene
 index's synthetic listings at least the index's likeness threshold, which keeps ``BuildSettings.likeness_recall``
 of the positives). One that is not is *dismissed*: everyday photos that merely share a colour or layout with some
 reference, whose global score can be high, skip the expensive stages too but are scored by the full models as if
-those stages found nothing (no inliers, no closer region), which is what the stages find for such photos.
+those stages found nothing (no inliers, no closer region), which is what the stages find for such photos. A
+multi-photo layout is never dismissed (``CascadeSettings.layouts_never_dismissed``).
 """
 from __future__ import annotations
 

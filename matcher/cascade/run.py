@@ -103,9 +103,13 @@ def _global_stage(refs: ReferenceIndex, vectors: np.ndarray, windows: np.ndarray
 def _gate(refs: ReferenceIndex, scorer: Scorer, images: Sequence[Image.Image], evidence: list[ListingEvidence],
           settings: CascadeSettings) -> list[int]:
     """The positions of the listings that go on to the expensive stages; marks those the gate passes but that
-    are unlike the catalog's listings as dismissed (scored by the full models, as if the stages found nothing)."""
+    are unlike the catalog's listings as dismissed (scored by the full models, as if the stages found nothing),
+    unless they are made of several photos (``settings.layouts_never_dismissed``)."""
     passed, like = passes_gate(scorer, evidence), alike(scorer, evidence)
     for i in np.flatnonzero(passed & ~like) if settings.verify else []:
+        if settings.layouts_never_dismissed and photo_panels(images[i]):
+            like[i] = True  # several photos: unlike the catalog as a whole, though one of them may be a copy
+            continue
         evidence[i].dismissed = True
         if refs.colour_check:  # its hues are compared (cheap), as for every verified listing
             add_colour_check(refs, images[i], evidence[i])

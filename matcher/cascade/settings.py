@@ -25,6 +25,10 @@ class CascadeSettings:
         candidate with at least this many inliers (0: always check the mirror image too)
     layout_panels : also search each photo of a listing made of several (a grid, a photo beside a strip:
         ``layout.photo_panels``), when the region search runs for it
+    layouts_never_dismissed : a listing the likeness would dismiss is first checked for a multi-photo layout
+        (``layout.photo_panels``, under a millisecond for a typical photo) and, if it is one, goes through the
+        expensive stages: a grid or collage of real photos looks unlike the catalog's listings as a whole, though
+        one of its photos may be a copy
     finish_threads : listings whose last stages (verification after the region search, colour) run at once; the
         matrix products of verification and OpenCV's RANSAC release the GIL
     force_full : run the expensive stages for every listing, ignoring the gate (how a build collects the evidence
@@ -43,5 +47,6 @@ class CascadeSettings:
     settled_inliers: int = 40
     mirror_unless_inliers: int = 40
     layout_panels: bool = True
+    layouts_never_dismissed: bool = True
     finish_threads: int = 2
     force_full: bool = False

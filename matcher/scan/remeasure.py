@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..cascade import CascadeSettings
+from ..cascade.layout import photo_panels
 from ..cascade.scoring import keypoint_pairs
 from ..cascade.stored_evidence import Checked
 from ..cascade.verification import reference_colour_distance
@@ -90,6 +91,10 @@ class ImageMeasurements:
         """(True, the hue histogram of the image's centre: ``features.colour.hue_histogram``, None when grey)."""
         return True, hue_histogram(self._colour_pixels())
 
+    def single_photo(self) -> bool:
+        """Whether the image is not a multi-photo layout (``cascade.layout.photo_panels``)."""
+        return not photo_panels(self.image)
+
     def _measure(self, kept: dict[int, Verification], ref_ids: list[int], query: LocalFeatures) -> None:
         todo = [r for r in ref_ids if r not in kept]
         if todo:
@@ -132,3 +137,7 @@ class ImageWanted:
     def hues(self) -> tuple[bool, None]:
         self.wanted = True
         return False, None
+
+    def single_photo(self) -> bool:
+        self.wanted = True
+        return False

@@ -7,7 +7,8 @@ with its descriptors. Its evidence is rebuilt stage by stage, starting from the 
 stored descriptors against the new version:
 
 * likeness (``index.likeness``): the stored raw descriptor against the new version's synthetic listings;
-* a listing unlike the catalog's listings is dismissed: its stored hues against every candidate's;
+* a listing unlike the catalog's listings is dismissed (unless it may be a multi-photo layout, which the image
+  tells): its stored hues against every candidate's;
 * one like them: the ``verify_top`` candidates by similarity get their stored inliers; unless one settles it, the
   region search is redone from the stored crops (``restored_regions.py``) and the candidates it ranks first get
   theirs; then colours.
@@ -76,6 +77,8 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
             return None
     alike = threshold is None or ev.likeness is None or ev.likeness >= threshold
     if not alike:
+        if settings.layouts_never_dismissed and not _single_photo(stored, settings, measure):
+            return None
         ev.dismissed = True
         return [ev] if _colours(refs, stored, ev, measure) else None
     step = _Step(stored, settings.verify_top, margin, stale, added_ids, measure, settings.mirror_unless_inliers)
@@ -178,6 +181,8 @@ class Measure(Protocol):
     def hues(self) -> tuple[bool, np.ndarray | None]: ...
 
     def keypoints(self, ref_id: int, inliers: int) -> tuple | None: ...
+
+    def single_photo(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -345,6 +350,15 @@ def _inert(found: Checked | None) -> bool:
     a fresh scan that verifies that candidate or not collects the same features."""
     return (found is not None and found.inliers <= CHANCE_INLIERS and found.distinctive <= CHANCE_INLIERS
             and not found.mirrored and found.colour is None)
+
+
+def _single_photo(stored: StoredEvidence, settings: CascadeSettings, measure: Measure | None) -> bool:
+    """Whether the listing is known not to be a multi-photo layout (``cascade.layout``), which a fresh scan never
+    dismisses: the scan dismissed it, or its region search looked for panels and found none (found, the listing
+    is read again anyway); else its image tells."""
+    if stored.dismissed or (stored.regions_searched and settings.layout_panels):
+        return True
+    return measure is not None and measure.single_photo()
 
 
 def _colours(refs: ReferenceIndex, stored: StoredEvidence, ev: ListingEvidence, measure: Measure | None) -> bool:

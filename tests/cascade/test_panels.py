@@ -2,6 +2,7 @@
 them, an ordinary photo is not taken for one, and the copied photo in one tile of sixteen is matched to its brand."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
@@ -69,3 +70,23 @@ def test_a_copied_photo_in_one_tile_of_sixteen_is_matched(demo_index):
     assert with_tiles.brand == "Tropicana-Apple-Juice" and with_tiles.verdict == "copy"
     without = Matcher.open(demo_index, settings=CascadeSettings(layout_panels=False)).match(sheet)
     assert without.score < with_tiles.score
+
+
+def test_a_collage_unlike_the_catalog_is_not_dismissed_one_of_its_photos_may_be_a_copy(demo_index):
+    """Every listing made unlike the catalog (likeness threshold above any cosine): an ordinary photo is dismissed,
+    a photo beside a strip whose second small photo is a reference is checked in full and matched to its brand."""
+    reference = sorted((DEMO / "catalog" / "Arla-Sour-Milk").glob("*.jpg"))[0]
+    fillers = everyday_photos()
+    sheet, _ = beside_strip([fillers[2], fillers[3], Image.open(reference), fillers[5]], 3)
+    photo = Image.open(sorted((DEMO / "listings").glob("listing_*.jpg"))[0]).convert("RGB")
+
+    def strict(settings: CascadeSettings = CascadeSettings()) -> Matcher:
+        matcher = Matcher.open(demo_index, settings=settings)
+        matcher.version = replace(matcher.version, scorer=replace(matcher.version.scorer, likeness_threshold=1.01))
+        return matcher
+
+    kept, photo_result = strict().match_many([sheet, photo])
+    assert kept.checks == "full" and kept.brand == "Arla-Sour-Milk" and kept.verdict != "no_match"
+    assert photo_result.checks in ("dismissed", "global")
+    dismissed = strict(CascadeSettings(layouts_never_dismissed=False)).match(sheet)
+    assert dismissed.checks == "dismissed" and dismissed.score < kept.score

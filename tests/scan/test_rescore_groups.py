@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.cascade import Candidate, ListingEvidence
+from matcher.cascade import CascadeSettings, Candidate, ListingEvidence
 from matcher.cascade.evidence import NOT_VERIFIED
 from matcher.cascade.stored_evidence import Checked, StoredEvidence
-from matcher.scan.rescore import _measured, _Step, _stored_group
+from matcher.scan.remeasure import ImageWanted
+from matcher.scan.rescore import _measured, _single_photo, _Step, _stored_group
 from matcher.scan.restored_regions import _clear_first
 
 MIRROR_UNLESS = 40
@@ -94,3 +95,15 @@ def test_the_image_verifies_only_the_new_reference_and_tries_the_mirror_as_the_g
     _measured(evidence, _step(won, measure=again), _group(1, 2, 3))
     assert again.asked == [([1, 3], False)]  # 1 as it is is unknown: measured too
     assert _measured(evidence, _step(checked), _group(1, 2, 3)) is None  # no image at hand
+
+
+def test_a_listing_dismissed_now_needs_its_image_unless_the_scan_looked_for_a_layout():
+    """A fresh scan never dismisses a multi-photo layout (``CascadeSettings.layouts_never_dismissed``): a re-scan
+    that would dismiss a listing must know it is one photo."""
+    settings = CascadeSettings()
+    assert _single_photo(StoredEvidence(dismissed=True), settings, None)  # the scan checked before dismissing
+    assert _single_photo(StoredEvidence(verified=True, regions_searched=True), settings, None)  # panels: none
+    settled = StoredEvidence(verified=True)  # settled before the region search: never looked
+    probe = ImageWanted()
+    assert not _single_photo(settled, settings, probe) and probe.wanted
+    assert not _single_photo(settled, settings, None)
