@@ -117,8 +117,9 @@ CHANCE_INLIERS = 5  # RANSAC fits a homography to any 4 matches: unrelated photo
 
 
 def _log_count(count: int) -> float:
-    """log(1 + the part of a verified count above chance): counts up to CHANCE_INLIERS and NOT_VERIFIED give 0."""
-    return float(np.log1p(max(count - CHANCE_INLIERS, 0)))
+    """log(1 + the part of a verified count above chance): counts up to CHANCE_INLIERS and NOT_VERIFIED give 0
+    (most candidates of a listing: answered without numpy, as this runs for every candidate of every listing)."""
+    return 0.0 if count <= CHANCE_INLIERS else float(np.log1p(count - CHANCE_INLIERS))
 
 
 def _max_of_others(values: np.ndarray, default: float) -> np.ndarray:
