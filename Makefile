@@ -34,9 +34,11 @@ test-fast: $(STAMP)
 eval: $(STAMP)
 	$(VENV)/bin/matcher eval $(BENCH) --work-dir results/eval
 
-# Scan throughput and memory vs a naive PIL + eager torch loop: make bench [BENCH_ARGS="--listings 600"]
+# Scan throughput and memory vs a naive PIL + eager torch loop: make bench [BENCH=path/to/bench] [BENCH_ARGS=...]
+# With BENCH (a benchmark in the devbench layout), first the figure to quote: a marketplace mix of its real everyday
+# photos (scripts/bench_marketplace.py, 3,000 listings); then the bundled generated listings (scripts/bench_scan.py).
 bench: $(STAMP)
-	$(PY) scripts/bench_scan.py $(BENCH_ARGS)
+	$(if $(BENCH),$(PY) scripts/bench_marketplace.py $(BENCH) --listings 3000 &&) $(PY) scripts/bench_scan.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results indexes/demo .pytest_cache
