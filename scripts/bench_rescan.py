@@ -21,7 +21,6 @@ row names (a near tie of two low scores may fall either way from stored float16 
 from __future__ import annotations
 
 from dataclasses import asdict
-import json
 from pathlib import Path
 import shutil
 import sys
@@ -35,7 +34,18 @@ import bench_marketplace  # noqa: E402
 
 from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
 from matcher.cascade import CascadeSettings  # noqa: E402
+from matcher.errors import MatcherError  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
+from matcher.scan.history import read_history  # noqa: E402
+
+
+def _current_history(results: Path) -> bool:
+    """Whether ``results`` has stored descriptors made with the default cascade settings (a history of other
+    settings is read again past the gate, which is not what the bench measures)."""
+    try:
+        return read_history(results).meta.get("cascade") == asdict(CascadeSettings())
+    except MatcherError:
+        return False
 
 
 def main() -> int:
@@ -48,9 +58,8 @@ def main() -> int:
     else:
         manifest, _ = bench_marketplace.make_listings(args.bench_dir, args.listings, 0.05, args.seed)
         old = WORK / f"marketplace_{args.listings}_{index.name}.jsonl"
-    meta = old.with_name(old.name + ".descriptors.json")
-    if not meta.is_file() or json.loads(meta.read_text()).get("cascade") != asdict(CascadeSettings()):
-        scan(manifest, Matcher.open(index), old)  # a history of older settings is read again past the gate
+    if not _current_history(old):
+        scan(manifest, Matcher.open(index), old)
     added = WORK / "index_added"
     shutil.rmtree(added, ignore_errors=True)
     shutil.copytree(index, added)

@@ -58,8 +58,7 @@ from .outputs import check_output
 from .ranking import rank_results
 from .reach import Reach
 from .remeasure import ImageMeasurements, ImageWanted
-from .rescore import Measure, restore_evidence, score_stored
-from .restored_regions import same_crops
+from .rescore import Measure, crops_hold, restore_evidence, score_stored
 from .tolerances import Tolerances, logit
 from .rows import audit_fields, result_row
 from .writers import RESULT_FIELDS, iter_results, open_writer
@@ -281,11 +280,11 @@ class _Plan:
         then measuring its local features alone would not do, and it is read and matched in full at once rather
         than SIFT-extracted twice. (Unless an added reference settles it, which a listing that needs its image
         for an added reference's inliers rarely is.)"""
-        stored = stored_evidence(vector, self.matcher.version.refs.raw_descriptors.shape[1])
-        settings = self.matcher.settings
+        refs, settings = self.matcher.version.refs, self.matcher.settings
+        stored = stored_evidence(vector, refs.raw_descriptors.shape[1])
         return (stored is not None and stored.regions_searched and settings.regions
-                and not same_crops(self.matcher.version.refs, ev, vector, self.reach.added, self.reach.added_ids,
-                                   settings.region_crops_kept, self.tolerances.cosine))
+                and not crops_hold(refs, stored, ev, vector, settings, added=self.reach.added,
+                                   added_ids=self.reach.added_ids, margin=self.tolerances.cosine))
 
     def _measurements(self, listing: Listing) -> ImageMeasurements | ImageError:
         """The listing's image read again, its local features extracted (in a worker thread)."""

@@ -87,8 +87,7 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
         if not settings.regions or settled(first, settings.settled_inliers):
             variants.append(first)
             continue
-        if not (stored.regions_searched and settings.region_grid == 2
-                and same_crops(refs, first, descriptor, added, added_ids, settings.region_crops_kept, margin)):
+        if not crops_hold(refs, stored, first, descriptor, settings, added=added, added_ids=added_ids, margin=margin):
             return None
         searched = region_variants(refs, first, descriptor, stored.region_hits, added, added_ids, margin)
         for each in searched or [None]:
@@ -99,6 +98,15 @@ def restore_evidence(refs: ReferenceIndex, scorer: Scorer, ev: ListingEvidence, 
     if not variants or len(variants) > MAX_VARIANTS or not all(_colours(refs, stored, v, measure) for v in variants):
         return None
     return variants
+
+
+def crops_hold(refs: ReferenceIndex, stored: StoredEvidence, ev: ListingEvidence, descriptor: np.ndarray,
+               settings: CascadeSettings, *, added: np.ndarray, added_ids: set[int], margin: float) -> bool:
+    """Whether a fresh scan's region search would embed the crops the scan kept: it searched the regions of the
+    2 x 2 lattice, and the added references leave the choice of crops as it was (``restored_regions.same_crops``;
+    ``ev``: the global stage redone, whose window scores decide it)."""
+    return (stored.regions_searched and settings.region_grid == 2
+            and same_crops(refs, ev, descriptor, added, added_ids, settings.region_crops_kept, margin))
 
 
 def score_stored(refs: ReferenceIndex, scorer: Scorer, variants: list[ListingEvidence],
