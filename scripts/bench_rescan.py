@@ -20,7 +20,6 @@ row names (a near tie of two low scores may fall either way from stored float16 
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 import shutil
 import sys
@@ -36,14 +35,14 @@ from matcher import Matcher, add_to_index, rescan, scan  # noqa: E402
 from matcher.cascade import CascadeSettings  # noqa: E402
 from matcher.errors import MatcherError  # noqa: E402
 from matcher.scan import read_results  # noqa: E402
-from matcher.scan.history import read_history  # noqa: E402
+from matcher.scan.history import read_history, scanned_with  # noqa: E402
 
 
 def _current_history(results: Path) -> bool:
     """Whether ``results`` has stored descriptors made with the default cascade settings (a history of other
     settings is read again past the gate, which is not what the bench measures)."""
     try:
-        return read_history(results).meta.get("cascade") == asdict(CascadeSettings())
+        return scanned_with(read_history(results).meta, CascadeSettings())
     except MatcherError:
         return False
 

@@ -157,6 +157,12 @@ class History:
         return 0 <= position < len(self.vectors) and bool(np.any(self.vectors[position, 0]))
 
 
+def scanned_with(meta: dict, settings: CascadeSettings) -> bool:
+    """Whether stored descriptors (their ``descriptors.json``, ``meta``) were made by a cascade with ``settings``,
+    as ``DescriptorLog`` records them."""
+    return meta.get("cascade") == asdict(settings)
+
+
 def read_history(results: str | os.PathLike) -> History:
     """The descriptors kept beside ``results``; one-line ``MatcherError`` when missing or damaged."""
     npy, meta_path = history_paths(results)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 import os
 from pathlib import Path
 import time
@@ -53,7 +53,7 @@ from ..index import model_name
 from ..inputs import Listing
 from ..inputs.reader import read_listing
 from .clusters import SUSPECT_VERDICTS, find_clusters
-from .history import DescriptorLog, read_history, reference_ids, version_record
+from .history import DescriptorLog, read_history, reference_ids, scanned_with, version_record
 from .outputs import check_output
 from .ranking import rank_results
 from .reach import Reach
@@ -192,7 +192,7 @@ class _Plan:
                            margin=self.tolerances.cosine, candidates=matcher.settings.candidates,
                            verify_top=matcher.settings.verify_top)
         # past the gate the stored crops, raw descriptor and settings must be those of this cascade
-        self.past_gate = matcher.settings.region_grid <= 2 and meta.get("cascade") == asdict(matcher.settings)
+        self.past_gate = matcher.settings.region_grid <= 2 and scanned_with(meta, matcher.settings)
         # the analysts' feedback (disabled references, negative examples, known fakes: cascade.feedback) needs the
         # image or the whole cascade; with any, listings are carried or read again, never re-scored
         feedback = getattr(refs, "feedback", None)
